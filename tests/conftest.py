@@ -1,0 +1,186 @@
+"""Fixtures shared by every test: real restic binaries, repositories and a policy writer.
+
+The restic-facing tests run once per restic version (Debian 12's 0.14 and
+Debian 13's 0.18, fetched by `make restic-0.18`) and, where marked, once per
+backend (a local directory and a REST server served by `rclone serve restic`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = "/usr/bin/python3"
+RESTIC = {
+    "0.14": "/usr/bin/restic",
+    "0.18": os.environ.get("RESTIC_018", "/var/cache/vhbackup-tests/restic-0.18/usr/bin/restic"),
+}
+
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def rest_server(tmp_path_factory):
+    """A restic REST server on 127.0.0.1 (Debian's rclone); each test uses its own path below it."""
+    root = tmp_path_factory.mktemp("rest")
+    port = free_port()
+    server = subprocess.Popen(["rclone", "serve", "restic", "--addr", f"127.0.0.1:{port}", str(root)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        server.kill()
+        pytest.fail("rclone serve restic did not start")
+    yield f"rest:http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(params=sorted(RESTIC), ids=lambda v: f"restic{v}")
+def restic_binary(request) -> str:
+    path = RESTIC[request.param]
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is missing: run `make restic-0.18` (make test does it)")
+    return path
+
+
+@dataclass
+class Env:
+    """A private world for one test: password, policy, state, cache, and the CLI."""
+
+    dir: Path
+    restic: str
+    repo_url: str
+
+    @property
+    def password_file(self) -> Path:
+        return self.dir / "restic-password"
+
+    @property
+    def policy_file(self) -> Path:
+        return self.dir / "policy.yml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.dir / "state"
+
+    def policy(self, **sections) -> dict:
+        base = {
+            "repository": {"url": self.repo_url, "password_file": str(self.password_file),
+                           "cache_dir": str(self.dir / "cache")},
+            "state_dir": str(self.state_dir),
+            "restic_binary": self.restic,
+        }
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = value
+        return base
+
+    def write_policy(self, **sections) -> Path:
+        self.policy_file.write_text(yaml.safe_dump(self.policy(**sections), allow_unicode=True))
+        return self.policy_file
+
+    def restic_env(self) -> dict:
+        return {**os.environ, "RESTIC_REPOSITORY": self.repo_url, "RESTIC_PASSWORD_FILE": str(self.password_file),
+                "RESTIC_CACHE_DIR": str(self.dir / "cache")}
+
+    def run_restic(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([self.restic, *args], env=self.restic_env(), capture_output=True, text=True,
+                              check=check)
+
+    def vh(self, *args: str, env: dict | None = None, input: str | None = None,
+           timeout: float = 600) -> subprocess.CompletedProcess:
+        """Run the vhbackup CLI as a user would (a new /usr/bin/python3 process)."""
+        full_env = {k: v for k, v in os.environ.items() if k not in ("DRY_RUN", "VHBACKUP_CONFIG", "JOURNAL_STREAM",
+                                                                       "NOTIFY_SOCKET", "CREDENTIALS_DIRECTORY")}
+        full_env["PYTHONPATH"] = str(ROOT)
+        full_env.update(env or {})
+        return subprocess.run([PYTHON, "-m", "vhbackup", "-c", str(self.policy_file), *args],
+                              env=full_env, capture_output=True, text=True, input=input, timeout=timeout,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def make_env(tmp_path: Path, restic: str, repo_url: str | None = None) -> Env:
+    env = Env(dir=tmp_path, restic=restic, repo_url=repo_url or str(tmp_path / "repo"))
+    fd = os.open(env.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, (secrets.token_urlsafe(33) + "\n").encode())
+    os.close(fd)
+    return env
+
+
+@pytest.fixture
+def env(tmp_path, restic_binary) -> Env:
+    """A local repository (not yet initialised) for each restic version."""
+    return make_env(tmp_path, restic_binary)
+
+
+@pytest.fixture(params=["local", "rest"])
+def any_env(request, tmp_path, restic_binary) -> Env:
+    """A repository on each backend, for each restic version."""
+    if request.param == "rest":
+        base = request.getfixturevalue("rest_server")
+        return make_env(tmp_path, restic_binary, f"{base}/{tmp_path.name}-{secrets.token_hex(4)}/")
+    return make_env(tmp_path, restic_binary)
+
+
+@pytest.fixture
+def sample_tree(tmp_path) -> Path:
+    """Files that a restore must bring back exactly: modes, mtimes, symlinks, empty dirs, odd names."""
+    root = tmp_path / "data"
+    (root / "etc").mkdir(parents=True)
+    (root / "srv/hub/data/empty").mkdir(parents=True)
+    (root / "srv/agent/data").mkdir(parents=True)
+    (root / "etc/app.conf").write_text("key = value\n")
+    (root / "etc/app.conf").chmod(0o640)
+    (root / "srv/hub/data/a file with spaces").write_text("spaces\n")
+    (root / "srv/hub/data/new\nline").write_text("newline in the name\n")
+    (root / "srv/hub/data/ünïcødé-データ.txt").write_text("utf-8\n")
+    (root / "srv/hub/data/big.bin").write_bytes(secrets.token_bytes(3 * 1024 * 1024 + 17))
+    (root / "srv/hub/data/script.sh").write_text("#!/bin/sh\necho hi\n")
+    (root / "srv/hub/data/script.sh").chmod(0o755)
+    (root / "srv/hub/data/secret.key").write_text("not really\n")
+    (root / "srv/hub/data/secret.key").chmod(0o600)
+    (root / "srv/hub/data/skip.tmp").write_text("excluded\n")
+    os.symlink("a file with spaces", root / "srv/hub/data/link")
+    os.symlink("/nonexistent/target", root / "srv/hub/data/dangling")
+    (root / "srv/agent/data/state.db").write_bytes(b"\x00\x01binary" * 1000)
+    old = time.time() - 86400 * 400
+    for path in [root / "etc/app.conf", root / "srv/hub/data/big.bin"]:
+        os.utime(path, (old, old))
+    os.utime(root / "srv/hub/data/empty", (old, old))
+    return root
+
+
+def sample_policy(tree: Path) -> dict:
+    return {
+        "paths": [str(tree / "etc")],
+        "exclude": ["*.tmp"],
+        "services": {
+            "hub": {"paths": [str(tree / "srv/hub/data")]},
+            "agent": {"paths": [str(tree / "srv/agent/data")]},
+        },
+    }

@@ -1,0 +1,3 @@
+from vhbackup.cli import main
+
+raise SystemExit(main())

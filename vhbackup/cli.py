@@ -1,0 +1,103 @@
+"""Command line: global options, the policy, and one module per command.
+
+Each module in ``vhbackup.commands`` exposes ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(ctx, args) -> int``; its flags live
+next to the code that uses them. This module turns every ``VhError`` into
+its one-line message and exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from importlib import import_module
+
+from vhbackup import __version__
+from vhbackup import log as vlog
+from vhbackup.commands import COMMANDS
+from vhbackup.context import Context
+from vhbackup.errors import EXIT_FAILURE, VhError
+from vhbackup.policy import DEFAULT_POLICY, load_policy
+from vhbackup.quantities import parse_duration
+
+log = logging.getLogger("vhbackup")
+
+EPILOG = """exit codes: 0 success, 1 failure, 2 usage error, 3 backup done but some files unreadable,
+75 another vhbackup run holds the lock, 78 invalid policy or credentials.
+See vhbackup(8)."""
+
+
+class Interrupted(VhError):
+    """SIGTERM (systemctl stop): unwinds like Ctrl-C so that stopped units are started again."""
+
+
+def _wait_seconds(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument("-c", "--config", metavar="FILE",
+                        help=f"policy file (default: $VHBACKUP_CONFIG or {DEFAULT_POLICY})", **default)
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="also show restic's own output", **default)
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors", **default)
+    parser.add_argument("--wait", metavar="SECONDS", type=_wait_seconds, nargs="?", const=3600.0,
+                        help="if another run holds the lock, wait for it (default 1h) instead of exiting 75",
+                        **default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vhbackup", description="Server backups with restic.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vhbackup {__version__}")
+    _global_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = import_module(f"vhbackup.commands.{name}")
+        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, epilog=EPILOG,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        _global_options(cmd, suppress=True)
+        module.add_arguments(cmd)
+        cmd.set_defaults(module=module)
+    return parser
+
+
+def _dry_run_from_env() -> bool:
+    return os.environ.get("DRY_RUN", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    vlog.setup(verbose=args.verbose, quiet=args.quiet)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    config = args.config or os.environ.get("VHBACKUP_CONFIG") or DEFAULT_POLICY
+    try:
+        policy = load_policy(config)
+        for warning in policy.warnings:
+            log.warning(warning)
+        ctx = Context(policy=policy, dry_run=getattr(args, "dry_run", False) or _dry_run_from_env(),
+                      verbose=args.verbose, quiet=args.quiet, wait=args.wait)
+        return args.module.run(ctx, args)
+    except VhError as exc:
+        if not getattr(exc, "reported", False):
+            log.error("%s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return EXIT_FAILURE
+    except BrokenPipeError:
+        sys.stderr.close()
+        return EXIT_FAILURE
+

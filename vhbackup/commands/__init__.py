@@ -1,0 +1,3 @@
+"""One module per command; ``cli`` registers them in this order."""
+
+COMMANDS = ("config", "init", "backup", "restore", "unlock")

@@ -1,0 +1,41 @@
+"""vhbackup config check: validate the policy and credentials, print a summary."""
+
+from __future__ import annotations
+
+from vhbackup.context import Context
+from vhbackup.restic import display_url
+
+NAME = "config"
+HELP = "check the policy and credentials (config check)"
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="config_command", metavar="check", required=True)
+    sub.add_parser("check", help="validate the policy and credentials and print a short summary")
+
+
+def run(ctx: Context, args) -> int:
+    p = ctx.policy
+    print(f"policy {p.source}: valid")
+    print(f"  repository: {display_url(p.repository.url)} (password file {p.repository.password_file})")
+    print(f"  host: {p.host}; state: {p.state_dir}; cache: {p.repository.cache_dir}")
+    if p.paths:
+        print(f"  system paths: {', '.join(p.paths)}")
+    for svc in p.services:
+        parts = [", ".join(svc.paths) or "no paths"]
+        if svc.databases:
+            parts.append("databases " + ", ".join(svc.databases))
+        if svc.units:
+            parts.append(("stops " if svc.stop else "units ") + ", ".join(svc.units))
+        print(f"  service {svc.name}: {'; '.join(parts)}")
+    for db in p.databases:
+        names = "all" if db.names is None else ", ".join(db.names)
+        print(f"  database {db.name}: {db.type} {names} (service {db.service})")
+    rules = p.retention.rules()
+    keep = ", ".join(f"{k} {v}" for k, v in rules.items())
+    if p.retention.within:
+        keep = ", ".join(filter(None, [keep, f"within {p.retention.within}"]))
+    print(f"  retention: {keep or 'none (prune keeps everything)'}")
+    for warning in p.warnings:
+        print(f"  warning: {warning}")
+    return 0

@@ -1,0 +1,173 @@
+"""vhbackup restore: list backup runs, or bring back a run's files and databases."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+from vhbackup import databases, lock, outcome, runs, service_units, state
+from vhbackup.commands.backup import selected_services
+from vhbackup.context import Context
+from vhbackup.errors import EXIT_OK, UsageError, VhError
+from vhbackup.policy import DB_NAME, IDENTIFIER, SYSTEM_SERVICE, Policy
+from vhbackup.quantities import format_size
+
+NAME = "restore"
+HELP = "list backup runs, or restore a run's files and databases"
+
+log = logging.getLogger("vhbackup")
+
+
+def add_arguments(parser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--list", action="store_true", help="list backup runs, newest first")
+    which.add_argument("--latest", action="store_true", help="restore the newest run that holds what is asked for")
+    which.add_argument("--snapshot", metavar="ID", help="a run id from --list, or a unique prefix of a snapshot id")
+    parser.add_argument("--json", action="store_true", help="with --list: print a JSON array")
+    parser.add_argument("--service", action="append", default=[], metavar="NAME",
+                        help="only this service's files and databases (repeatable)")
+    parser.add_argument("--database", action="append", default=[], metavar="NAME",
+                        help="only this database (repeatable)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--files-only", action="store_true", help="restore files, not databases")
+    only.add_argument("--databases-only", action="store_true", help="restore databases, not files")
+    parser.add_argument("--target", metavar="DIR",
+                        help="restore files under DIR (DIR/srv/...) instead of in place")
+    parser.add_argument("--into-database", metavar="NEWNAME",
+                        help="restore the database into NEWNAME (created if absent), leaving the original alone")
+    parser.add_argument("--db-host", metavar="HOST", help="restore databases to this server instead")
+    parser.add_argument("--db-port", metavar="PORT", type=int, help="port of --db-host")
+    parser.add_argument("--yes", action="store_true", help="allow replacing live files and non-empty databases")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be restored; change nothing")
+
+
+def run(ctx: Context, args) -> int:
+    all_runs = runs.group(ctx.restic.snapshots())
+    if args.list:
+        print_runs(ctx.policy, all_runs, as_json=args.json)
+        return EXIT_OK
+    services, dbs = _requested(ctx.policy, args)
+    if args.snapshot:
+        chosen = runs.find(all_runs, args.snapshot)
+        if not (args.service or args.database):
+            services = tuple(s for s in services if s in chosen.services)
+            dbs = tuple(d for d in dbs if d in chosen.databases)
+        if not chosen.has(services, dbs) or not (services or dbs):
+            raise VhError(f"run {chosen.id} does not hold {', '.join([*services, *dbs]) or 'anything requested'}; "
+                          f"it has: {', '.join([*chosen.services, *chosen.databases]) or 'nothing'}")
+    else:
+        chosen = runs.latest(all_runs, services, dbs)
+    target = os.path.abspath(args.target) if args.target else None
+    includes = _includes(ctx.policy, chosen, services)
+    _describe(ctx, chosen, services, dbs, target, includes)
+    if ctx.dry_run:
+        return EXIT_OK
+    if target is None and services:
+        _confirm_in_place(ctx, args)
+    units = tuple(u for name in services if name != SYSTEM_SERVICE
+                  for u in ctx.policy.service(name).units if ctx.policy.service(name).stop)
+    with lock.held(ctx.policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:
+        record.services, record.databases = list(services), list(dbs)
+        record.snapshot_ids = [s.id for s in chosen.snapshots]
+        record.details["run"] = chosen.id
+        with service_units.stopped(ctx, units if target is None else ()):
+            if services:
+                if target:
+                    os.makedirs(target, exist_ok=True)
+                ctx.restic.restore(chosen.files.id, target or "/", includes)
+                log.info("restored files of %s from run %s to %s", ", ".join(services), chosen.id, target or "/")
+            if dbs:
+                databases.restore_all(ctx, chosen, [ctx.policy.database(d) for d in dbs], args, record)
+    return EXIT_OK
+
+
+def _requested(policy: Policy, args) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The services whose files and the databases that this restore is about."""
+    names = selected_services(policy, args.service)
+    for name in args.database:
+        if not IDENTIFIER.match(name):
+            raise UsageError(f"not a database name: {name!r}")
+        if name not in [db.name for db in policy.databases]:
+            known = ", ".join(db.name for db in policy.databases) or "none"
+            raise UsageError(f"unknown database {name!r}; the policy defines: {known}")
+    if args.into_database and not DB_NAME.match(args.into_database):
+        raise UsageError(f"not a database name: {args.into_database!r}")
+    if names:
+        services = tuple(n for n in names if policy.service(n).paths)
+        dbs = tuple(db for n in names for db in policy.service(n).databases)
+    else:
+        services = ((SYSTEM_SERVICE,) if policy.paths else ()) + tuple(s.name for s in policy.services if s.paths)
+        dbs = tuple(db.name for db in policy.databases)
+    if args.database:
+        dbs = tuple(args.database)
+        services = services if names else ()
+    if args.databases_only:
+        services = ()
+    if args.files_only:
+        dbs = ()
+    if args.into_database and len(dbs) != 1:
+        raise UsageError("--into-database needs exactly one database; choose it with --database NAME")
+    if not services and not dbs:
+        raise UsageError("nothing to restore: the selection holds no files and no databases")
+    return services, dbs
+
+
+def _includes(policy: Policy, run: runs.Run, services: tuple[str, ...]) -> tuple[str, ...]:
+    """restic --include paths; empty when every service in the snapshot is restored."""
+    if not services or set(run.services) <= set(services):
+        return ()
+    paths: list[str] = []
+    for name in services:
+        paths.extend(policy.paths if name == SYSTEM_SERVICE else policy.service(name).paths)
+    return tuple(dict.fromkeys(paths))
+
+
+def _describe(ctx: Context, run: runs.Run, services, dbs, target, includes) -> None:
+    prefix = "dry run: would restore" if ctx.dry_run else "restoring"
+    out = print if ctx.dry_run else log.info
+    out(f"{prefix} run {run.id} ({run.time:%Y-%m-%d %H:%M:%S}, host {run.host})")
+    if services:
+        where = f"under {target}" if target else "in place (replacing live files)"
+        what = ", ".join(includes) if includes else ", ".join(run.files.paths)
+        out(f"  files of {', '.join(services)}: {what} {where}")
+    for name in dbs:
+        out(f"  database {name}")
+
+
+def _confirm_in_place(ctx: Context, args) -> None:
+    if args.yes:
+        return
+    if ctx.interactive:
+        sys.stderr.write("This replaces live files with the backup. Type 'yes' to continue: ")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip() == "yes":
+            return
+    raise VhError("restoring in place replaces live data; pass --yes to confirm, or --target DIR to restore beside it")
+
+
+def run_size(run: runs.Run, sizes: dict) -> int | None:
+    size = run.size()
+    return size if size is not None else sizes.get(run.id)
+
+
+def print_runs(policy: Policy, all_runs: list[runs.Run], as_json: bool) -> None:
+    sizes = state.run_sizes(policy.state_dir)
+    if as_json:
+        print(json.dumps([{
+            "id": r.id, "time": r.time.isoformat(), "host": r.host, "services": list(r.services),
+            "databases": list(r.databases), "size": run_size(r, sizes),
+            "snapshots": [{"id": s.id, "short_id": s.short_id, "paths": list(s.paths), "tags": list(s.tags)}
+                          for s in r.snapshots],
+        } for r in all_runs], indent=2))
+        return
+    if not all_runs:
+        print("no backup runs yet; make one with 'vhbackup backup'")
+        return
+    print(f"{'RUN':<22} {'TIME':<19} {'HOST':<16} {'SIZE':>10}  CONTENT")
+    for r in all_runs:
+        size = run_size(r, sizes)
+        content = ", ".join([*r.services, *(f"db:{d}" for d in r.databases)])
+        print(f"{r.id:<22} {r.time.astimezone():%Y-%m-%d %H:%M:%S} {r.host:<16} "
+              f"{format_size(size) if size is not None else '-':>10}  {content}")

@@ -1,0 +1,24 @@
+"""vhbackup unlock: remove stale restic locks left by a crashed run."""
+
+from __future__ import annotations
+
+import logging
+
+from vhbackup import lock
+from vhbackup.context import Context
+
+NAME = "unlock"
+HELP = "remove stale restic locks (only when no vhbackup or restic run is active)"
+
+log = logging.getLogger("vhbackup")
+
+
+def add_arguments(parser) -> None:
+    pass
+
+
+def run(ctx: Context, args) -> int:
+    with lock.held(ctx.policy.state_dir, NAME, ctx.wait):
+        ctx.restic.unlock()
+    log.info("stale locks removed")
+    return 0

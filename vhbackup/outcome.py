@@ -1,0 +1,87 @@
+"""Recording how a run ended: journal messages and the state file.
+
+Every command that acts (backup, restore, prune, verify, drill) runs inside
+``recorded(ctx, action)``. It logs the start and the end with their
+MESSAGE_IDs, times the run, and writes ``state_dir/last-<action>.json``
+atomically, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Iterator
+
+from vhbackup import log as vlog
+from vhbackup import state
+from vhbackup.context import Context
+from vhbackup.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, VhError
+
+log = logging.getLogger("vhbackup")
+
+
+@dataclass
+class Record:
+    action: str
+    run_id: str
+    host: str
+    started: float
+    status: str = "running"  # success | partial | failure
+    exit_code: int = EXIT_OK
+    duration: float = 0.0
+    error: str | None = None
+    snapshot_ids: list[str] = field(default_factory=list)
+    bytes_added: int = 0
+    bytes_total: int = 0
+    services: list[str] = field(default_factory=list)
+    databases: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        data["started_iso"] = datetime.fromtimestamp(self.started, timezone.utc).astimezone().isoformat(timespec="seconds")
+        return data
+
+
+@contextmanager
+def recorded(ctx: Context, action: str) -> Iterator[Record]:
+    record = Record(action=action, run_id=ctx.run_id, host=ctx.policy.host, started=time.time())
+    vlog.bind(run_id=ctx.run_id, action=action)
+    log.info("%s run %s started", action, ctx.run_id, extra=vlog.fields(vlog.RUN_STARTED))
+    clock = time.monotonic()
+    try:
+        yield record
+    except BaseException as exc:
+        record.status = "failure"
+        record.exit_code = exc.exit_code if isinstance(exc, VhError) else EXIT_FAILURE
+        record.error = str(exc) if isinstance(exc, VhError) else f"interrupted ({type(exc).__name__})"
+        if isinstance(exc, VhError):
+            exc.reported = True
+        raise
+    else:
+        if record.status == "running":
+            record.status = "success"
+        if record.status == "partial":
+            record.exit_code = EXIT_PARTIAL
+    finally:
+        record.duration = time.monotonic() - clock
+        _finish(ctx, record)
+
+
+def _finish(ctx: Context, record: Record) -> None:
+    if ctx.dry_run:
+        return
+    try:
+        state.write_json_atomic(state.last_run_path(ctx.policy.state_dir, record.action), record.as_json())
+    except OSError as exc:
+        log.error("could not write the state file in %s: %s", ctx.policy.state_dir, exc.strerror)
+    if record.status == "failure":
+        log.error("%s run %s failed after %.0f s: %s", record.action, record.run_id, record.duration,
+                  record.error, extra=vlog.fields(vlog.RUN_FAILED, error=record.error))
+    else:
+        log.info("%s run %s finished: %s in %.0f s", record.action, record.run_id, record.status,
+                 record.duration, extra=vlog.fields(vlog.RUN_FINISHED, status=record.status,
+                                                    snapshot_id=record.snapshot_ids or None))

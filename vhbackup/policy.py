@@ -1,0 +1,590 @@
+"""The policy file, parsed once into immutable dataclasses.
+
+Every error names the file, the line and the key. Each section has one
+small ``_parse_<section>`` function; adding a section means writing one of
+those and listing it in ``_SECTIONS``. Nothing else in vhbackup reads YAML
+or the environment for configuration: it receives a ``Policy``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from vhbackup import credentials
+from vhbackup.errors import PolicyError
+from vhbackup.quantities import parse_duration, parse_percent, parse_size
+
+DEFAULT_POLICY = "/etc/vhbackup/policy.yml"
+DEFAULT_STATE_DIR = "/var/lib/vhbackup"
+DEFAULT_CACHE_DIR = "/var/cache/vhbackup"
+SYSTEM_SERVICE = "system"
+DATABASE_TYPES = ("postgresql", "mariadb", "mongodb")
+NOTIFY_EVENTS = ("failure", "warning", "success")
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+DB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Repository:
+    url: str
+    password_file: str
+    env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    env_file: str | None = None
+    compression: str | None = None
+    cache_dir: str = DEFAULT_CACHE_DIR
+
+
+@dataclass(frozen=True)
+class Retention:
+    last: int | None = None
+    hourly: int | None = None
+    daily: int | None = None
+    weekly: int | None = None
+    monthly: int | None = None
+    yearly: int | None = None
+    within: str | None = None
+    within_seconds: float | None = None
+
+    def rules(self) -> dict[str, int]:
+        """The count rules that are set, in restic's order."""
+        names = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    def is_empty(self) -> bool:
+        return not self.rules() and self.within is None
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    type: str
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password_file: str | None = None
+    names: tuple[str, ...] | None = None  # None means every database ("all")
+    options: tuple[str, ...] = ()
+    service: str = SYSTEM_SERVICE
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    paths: tuple[str, ...] = ()
+    databases: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+    stop: bool = True
+
+
+@dataclass(frozen=True)
+class Checks:
+    max_age: float = 24 * 3600.0
+    min_free_space: int = 1 << 30
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    read_data_subset: float = 5.0
+
+
+@dataclass(frozen=True)
+class Email:
+    to: tuple[str, ...]
+    sender: str
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    starttls: bool = False
+    user: str | None = None
+    password_file: str | None = None
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str = field(repr=False)
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Notify:
+    on: tuple[str, ...] = ("failure",)
+    email: Email | None = None
+    webhook: Webhook | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    source: str
+    repository: Repository
+    host: str
+    state_dir: str = DEFAULT_STATE_DIR
+    restic_binary: str = "restic"
+    retention: Retention = Retention()
+    paths: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    services: tuple[Service, ...] = ()
+    databases: tuple[Database, ...] = ()
+    parallel_dumps: int = 2
+    checks: Checks = Checks()
+    verify: VerifySettings = VerifySettings()
+    notify: Notify = Notify()
+    metrics_file: str | None = None
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def service(self, name: str) -> Service:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(name)
+
+    def database(self, name: str) -> Database:
+        for db in self.databases:
+            if db.name == name:
+                return db
+        raise KeyError(name)
+
+    @property
+    def metrics_path(self) -> str:
+        return self.metrics_file or os.path.join(self.state_dir, "vhbackup.prom")
+
+
+# --- the located YAML tree -------------------------------------------------
+
+class _Node:
+    """A YAML node with the file, line and dotted key it came from."""
+
+    def __init__(self, node: yaml.Node, source: str, key: str, loader: yaml.SafeLoader):
+        self.node = node
+        self.source = source
+        self.key = key
+        self.loader = loader
+
+    @property
+    def line(self) -> int:
+        return self.node.start_mark.line + 1
+
+    def error(self, message: str) -> PolicyError:
+        where = f"{self.source}:{self.line}"
+        return PolicyError(f"{where}: {self.key}: {message}" if self.key else f"{where}: {message}")
+
+    def value(self) -> Any:
+        return self.loader.construct_object(self.node, deep=True)
+
+    def mapping(self) -> _Map:
+        if not isinstance(self.node, yaml.MappingNode):
+            raise self.error(f"must be a mapping (key: value lines), got {_kind(self.node)}")
+        return _Map(self)
+
+    def items(self) -> list[_Node]:
+        if not isinstance(self.node, yaml.SequenceNode):
+            raise self.error(f"must be a list, got {_kind(self.node)}")
+        return [
+            _Node(child, self.source, f"{self.key}[{i}]", self.loader)
+            for i, child in enumerate(self.node.value)
+        ]
+
+    def string(self) -> str:
+        value = self.value() if isinstance(self.node, yaml.ScalarNode) else None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(f"must be a non-empty string, got {_describe(self)}")
+        return value.strip()
+
+    def integer(self, minimum: int = 0) -> int:
+        value = self.value() if isinstance(self.node, yaml.ScalarNode) else None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(f"must be an integer >= {minimum}, got {_describe(self)}")
+        return value
+
+    def boolean(self) -> bool:
+        value = self.value() if isinstance(self.node, yaml.ScalarNode) else None
+        if not isinstance(value, bool):
+            raise self.error(f"must be true or false, got {_describe(self)}")
+        return value
+
+    def strings(self) -> tuple[str, ...]:
+        return tuple(item.string() for item in self.items())
+
+    def converted(self, convert: Callable[[str], Any]) -> Any:
+        raw = self.value()
+        try:
+            return convert(str(raw).strip() if raw is not None else "")
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
+
+
+class _Map:
+    """A mapping node whose keys are consumed one by one; leftovers are errors."""
+
+    def __init__(self, parent: _Node):
+        self.parent = parent
+        self.children: dict[str, _Node] = {}
+        self.key_nodes: dict[str, yaml.Node] = {}
+        for key_node, value_node in parent.node.value:
+            key = parent.loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise _Node(key_node, parent.source, parent.key, parent.loader).error(
+                    f"keys must be strings, got {key!r}")
+            dotted = f"{parent.key}.{key}" if parent.key else key
+            if key in self.children:
+                raise _Node(key_node, parent.source, dotted, parent.loader).error(
+                    f"duplicate key (first given on line {self.children[key].line})")
+            self.children[key] = _Node(value_node, parent.source, dotted, parent.loader)
+            self.key_nodes[key] = key_node
+
+    def get(self, key: str) -> _Node | None:
+        node = self.children.get(key)
+        if node is None or (isinstance(node.node, yaml.ScalarNode) and node.value() is None):
+            return None
+        return node
+
+    def require(self, key: str) -> _Node:
+        node = self.get(key)
+        if node is None:
+            where = f"{self.parent.source}:{self.parent.line}"
+            dotted = f"{self.parent.key}.{key}" if self.parent.key else key
+            raise PolicyError(f"{where}: {dotted}: missing (required)")
+        return node
+
+    def check_known(self, known: tuple[str, ...]) -> None:
+        for key, key_node in self.key_nodes.items():
+            if key not in known:
+                hint = difflib.get_close_matches(key, known, n=1)
+                suggestion = f"; did you mean '{hint[0]}'?" if hint else f"; known keys: {', '.join(known)}"
+                raise _Node(key_node, self.parent.source, self.children[key].key, self.parent.loader).error(
+                    f"unknown key{suggestion}")
+
+    def names(self) -> list[str]:
+        return list(self.children)
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return "a single value"
+
+
+def _describe(node: _Node) -> str:
+    if not isinstance(node.node, yaml.ScalarNode):
+        return _kind(node.node)
+    return repr(node.value())
+
+
+def _absolute_path(node: _Node) -> str:
+    value = node.string()
+    if not value.startswith("/"):
+        raise node.error(f"must be an absolute path, got {value!r}")
+    return os.path.normpath(value)
+
+
+def _identifier(node: _Node, what: str) -> str:
+    value = node.string() if isinstance(node.node, yaml.ScalarNode) else None
+    if value is None or not IDENTIFIER.match(value):
+        raise node.error(f"{what} must be a plain identifier (letters, digits, '_' or '-', "
+                         f"starting with a letter), got {_describe(node)}")
+    return value
+
+
+# --- sections ----------------------------------------------------------------
+
+def _parse_repository(node: _Node, out: dict) -> None:
+    m = node.mapping()
+    m.check_known(("url", "password_file", "env_file", "compression", "cache_dir"))
+    url = m.require("url").string()
+    pw_node = m.get("password_file")
+    password_file = credentials.restic_password_file(pw_node.string() if pw_node else None)
+    if password_file is None:
+        raise m.require("password_file").error("missing (required)")
+    try:
+        out["warnings"] += credentials.check_password_file(password_file)
+    except PolicyError as exc:
+        raise (pw_node or node).error(str(exc)) from None
+    env_file, env = None, {}
+    env_node = m.get("env_file")
+    if env_node is not None:
+        env_file = _absolute_path(env_node)
+        try:
+            env = credentials.read_env_file(env_file)
+        except PolicyError as exc:
+            raise env_node.error(str(exc)) from None
+    compression = None
+    if (c := m.get("compression")) is not None:
+        compression = c.string()
+        if compression not in ("auto", "off", "max"):
+            raise c.error(f"must be auto, off or max, got {compression!r}")
+    cache_dir = _absolute_path(m.get("cache_dir")) if m.get("cache_dir") else DEFAULT_CACHE_DIR
+    out["repository"] = Repository(url=url, password_file=password_file, env=env, env_file=env_file,
+                                   compression=compression, cache_dir=cache_dir)
+
+
+def _parse_retention(node: _Node, out: dict) -> None:
+    m = node.mapping()
+    counts = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+    m.check_known(counts + ("within",))
+    values: dict[str, Any] = {k: m.get(k).integer() for k in counts if m.get(k) is not None}
+    if (w := m.get("within")) is not None:
+        values["within_seconds"] = w.converted(parse_duration)
+        values["within"] = w.string()
+    out["retention"] = Retention(**values)
+
+
+def _parse_paths(node: _Node, out: dict) -> None:
+    out["paths"] = tuple(_absolute_path(item) for item in node.items())
+
+
+def _parse_exclude(node: _Node, out: dict) -> None:
+    out["exclude"] = node.strings()
+
+
+def _parse_databases(node: _Node, out: dict) -> None:
+    m = node.mapping()
+    databases = []
+    for name in m.names():
+        child = m.children[name]
+        _identifier(_Node(m.key_nodes[name], child.source, child.key, child.loader), "database name")
+        d = child.mapping()
+        d.check_known(("type", "host", "port", "user", "password_file", "names", "options"))
+        db_type = d.require("type").string()
+        if db_type not in DATABASE_TYPES:
+            raise d.require("type").error(f"must be one of {', '.join(DATABASE_TYPES)}, got {db_type!r}")
+        password_file = None
+        if (p := d.get("password_file")) is not None:
+            password_file = _absolute_path(p)
+            try:
+                out["warnings"] += credentials.check_secret_file(password_file, min_length=0)
+            except PolicyError as exc:
+                raise p.error(str(exc)) from None
+        names: tuple[str, ...] | None = None
+        names_node = d.get("names")
+        if names_node is None:
+            names = (name,)
+        elif isinstance(names_node.node, yaml.ScalarNode) and names_node.value() == "all":
+            names = None
+        else:
+            names = names_node.strings()
+            for item, value in zip(names_node.items(), names):
+                if not DB_NAME.match(value):
+                    raise item.error(f"not a valid database name: {value!r}")
+            if not names:
+                raise names_node.error("must list at least one database, or be 'all'")
+        host = d.get("host").string() if d.get("host") else None
+        databases.append(Database(
+            name=name, type=db_type, host=host,
+            port=d.get("port").integer(minimum=1) if d.get("port") else None,
+            user=d.get("user").string() if d.get("user") else None,
+            password_file=password_file, names=names,
+            options=d.get("options").strings() if d.get("options") else (),
+        ))
+    out["databases"] = tuple(databases)
+
+
+def _parse_services(node: _Node, out: dict) -> None:
+    m = node.mapping()
+    services = []
+    for name in m.names():
+        child = m.children[name]
+        key_node = _Node(m.key_nodes[name], child.source, child.key, child.loader)
+        _identifier(key_node, "service name")
+        if name == SYSTEM_SERVICE:
+            raise key_node.error(f"'{SYSTEM_SERVICE}' is reserved for the top-level paths and databases")
+        s = child.mapping()
+        s.check_known(("paths", "databases", "units", "stop"))
+        paths = tuple(_absolute_path(i) for i in s.get("paths").items()) if s.get("paths") else ()
+        dbs = tuple(_identifier(i, "database name") for i in s.get("databases").items()) if s.get("databases") else ()
+        units = s.get("units").strings() if s.get("units") else ()
+        stop = s.get("stop").boolean() if s.get("stop") else True
+        if not paths and not dbs:
+            raise child.error("a service needs 'paths' or 'databases'")
+        services.append(Service(name=name, paths=paths, databases=dbs, units=units, stop=stop))
+        out.setdefault("_service_db_nodes", {})[name] = s.get("databases")
+    out["services"] = tuple(services)
+
+
+def _parse_checks(node: _Node, out: dict) -> None:
+    m = node.mapping()
+    m.check_known(("max_age", "min_free_space"))
+    values = {}
+    if (n := m.get("max_age")) is not None:
+        values["max_age"] = n.converted(parse_duration)
+    if (n := m.get("min_free_space")) is not None:
+        values["min_free_space"] = n.converted(parse_size)
+    out["checks"] = Checks(**values)
+
+
+def _parse_verify(node: _Node, out: dict) -> None:
+    m = node.mapping()
+    m.check_known(("read_data_subset",))
+    values = {}
+    if (n := m.get("read_data_subset")) is not None:
+        values["read_data_subset"] = n.converted(parse_percent)
+    out["verify"] = VerifySettings(**values)
+
+
+def _parse_email(node: _Node, host: str, out: dict) -> Email:
+    m = node.mapping()
+    m.check_known(("to", "from", "smtp", "starttls", "user", "password_file", "timeout"))
+    to_node = m.require("to")
+    to = (to_node.string(),) if isinstance(to_node.node, yaml.ScalarNode) else to_node.strings()
+    if not to:
+        raise to_node.error("needs at least one recipient")
+    for item in to:
+        if "@" not in item:
+            raise to_node.error(f"not an email address: {item!r}")
+    smtp_host, smtp_port = "localhost", 25
+    if (s := m.get("smtp")) is not None:
+        raw = s.string()
+        smtp_host, _, port = raw.rpartition(":") if ":" in raw else (raw, "", "25")
+        if not smtp_host or not port.isdigit():
+            raise s.error(f"must be host:port, got {raw!r}")
+        smtp_port = int(port)
+    password_file = None
+    if (p := m.get("password_file")) is not None:
+        password_file = _absolute_path(p)
+        try:
+            out["warnings"] += credentials.check_secret_file(password_file, min_length=0)
+        except PolicyError as exc:
+            raise p.error(str(exc)) from None
+    return Email(
+        to=to, sender=m.get("from").string() if m.get("from") else f"vhbackup@{host}",
+        smtp_host=smtp_host, smtp_port=smtp_port,
+        starttls=m.get("starttls").boolean() if m.get("starttls") else False,
+        user=m.get("user").string() if m.get("user") else None,
+        password_file=password_file,
+        timeout=m.get("timeout").converted(parse_duration) if m.get("timeout") else 10.0,
+    )
+
+
+def _parse_webhook(node: _Node, out: dict) -> Webhook:
+    m = node.mapping()
+    m.check_known(("url", "url_file", "headers", "timeout"))
+    if (f := m.get("url_file")) is not None:
+        path = _absolute_path(f)
+        try:
+            out["warnings"] += credentials.check_secret_file(path, min_length=0)
+            url = Path(path).read_text().strip()
+        except PolicyError as exc:
+            raise f.error(str(exc)) from None
+        where = f
+    else:
+        where = m.require("url")
+        url = where.string()
+    if not url.startswith(("http://", "https://")):
+        raise where.error("must start with http:// or https://")
+    headers: tuple[tuple[str, str], ...] = ()
+    if (h := m.get("headers")) is not None:
+        hm = h.mapping()
+        headers = tuple((k, hm.children[k].string()) for k in hm.names())
+    return Webhook(url=url, headers=headers,
+                   timeout=m.get("timeout").converted(parse_duration) if m.get("timeout") else 10.0)
+
+
+def _parse_notify(node: _Node, out: dict) -> None:
+    m = node.mapping()
+    m.check_known(("on", "email", "webhook"))
+    on: tuple[str, ...] = ("failure",)
+    if (n := m.get("on")) is not None:
+        on = (n.string(),) if isinstance(n.node, yaml.ScalarNode) else n.strings()
+        for value in on:
+            if value not in NOTIFY_EVENTS:
+                raise n.error(f"unknown event {value!r}; use {', '.join(NOTIFY_EVENTS)}")
+    host = out.get("host") or socket.gethostname()
+    email = _parse_email(m.get("email"), host, out) if m.get("email") else None
+    webhook = _parse_webhook(m.get("webhook"), out) if m.get("webhook") else None
+    out["notify"] = Notify(on=on, email=email, webhook=webhook)
+
+
+def _scalar(key: str, parse: Callable[[_Node], Any]) -> Callable[[_Node, dict], None]:
+    def section(node: _Node, out: dict) -> None:
+        out[key] = parse(node)
+    return section
+
+
+_SECTIONS: dict[str, Callable[[_Node, dict], None]] = {
+    "host": _scalar("host", lambda n: n.string()),
+    "state_dir": _scalar("state_dir", _absolute_path),
+    "restic_binary": _scalar("restic_binary", lambda n: n.string()),
+    "repository": _parse_repository,
+    "retention": _parse_retention,
+    "paths": _parse_paths,
+    "exclude": _parse_exclude,
+    "databases": _parse_databases,
+    "services": _parse_services,
+    "parallel_dumps": _scalar("parallel_dumps", lambda n: n.integer(minimum=1)),
+    "checks": _parse_checks,
+    "verify": _parse_verify,
+    "notify": _parse_notify,
+    "metrics_file": _scalar("metrics_file", _absolute_path),
+}
+
+
+def _link_databases(out: dict) -> None:
+    """Give every database its owning service; reject unknown or shared ones."""
+    databases = {db.name: db for db in out.get("databases", ())}
+    owner: dict[str, str] = {}
+    for svc in out.get("services", ()):
+        node = out["_service_db_nodes"].get(svc.name)
+        for item, db_name in zip(node.items() if node else (), svc.databases):
+            if db_name not in databases:
+                hint = difflib.get_close_matches(db_name, list(databases), n=1)
+                more = f"; did you mean '{hint[0]}'?" if hint else "; define it under 'databases:'"
+                raise item.error(f"unknown database {db_name!r}{more}")
+            if db_name in owner:
+                raise item.error(f"database {db_name!r} already belongs to service '{owner[db_name]}'")
+            owner[db_name] = svc.name
+    out["databases"] = tuple(
+        Database(**{**db.__dict__, "service": owner.get(db.name, SYSTEM_SERVICE)})
+        for db in databases.values()
+    )
+
+
+def load_policy(path: str | os.PathLike) -> Policy:
+    """Read, validate and return the policy at ``path``; raise PolicyError otherwise."""
+    source = str(path)
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"{source}: policy file not found; create it (see /usr/share/doc/vhbackup/"
+                          f"examples) or pass --config FILE") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{source}: cannot read policy file: {getattr(exc, 'strerror', None) or exc}") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(f"{source}{line}: YAML syntax error: {problem}") from None
+    finally:
+        loader.dispose()
+    if root is None:
+        raise PolicyError(f"{source}: the policy is empty; it needs at least 'repository:'")
+    top = _Node(root, source, "", loader)
+    if not isinstance(root, yaml.MappingNode):
+        raise top.error(f"the policy must be a mapping of keys such as 'repository:', got {_kind(root)}")
+    m = top.mapping()
+    m.check_known(tuple(_SECTIONS))
+    out: dict[str, Any] = {"warnings": []}
+    if m.get("host") is not None:
+        _SECTIONS["host"](m.get("host"), out)
+    for key, parse in _SECTIONS.items():
+        node = m.get(key)
+        if key == "repository" and node is None:
+            node = m.require("repository")
+        if node is not None and key != "host":
+            parse(node, out)
+    _link_databases(out)
+    out.pop("_service_db_nodes", None)
+    out.setdefault("host", socket.gethostname())
+    out["warnings"] = tuple(out["warnings"])
+    return Policy(source=source, **out)

@@ -1,0 +1,346 @@
+"""Every restic call vhbackup makes, and what restic's answers mean.
+
+``Restic`` builds the argv and environment (the password travels as
+``RESTIC_PASSWORD_FILE``, backend secrets from the env file), detects the
+version once and picks flags it supports, parses ``--json`` output, and
+turns exit codes and stderr into one-line errors (``_raise_for``). No other
+module runs restic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Callable, Iterator, Sequence
+
+from vhbackup import proc
+from vhbackup.errors import PolicyError, ResticError, VhError
+from vhbackup.policy import Policy
+
+log = logging.getLogger("vhbackup")
+
+INSTALL_HINT = "apt install restic (or set restic_binary: in the policy)"
+
+
+@dataclass(frozen=True)
+class Version:
+    major: int
+    minor: int
+    patch: int
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+    def at_least(self, major: int, minor: int) -> bool:
+        return (self.major, self.minor) >= (major, minor)
+
+    @property
+    def stdin_from_command(self) -> bool:
+        """restic 0.17 added --stdin-from-command, which records no snapshot if the command fails."""
+        return self.at_least(0, 17)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    time: datetime
+    host: str
+    tags: tuple[str, ...]
+    paths: tuple[str, ...]
+    summary: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    def tag_values(self, prefix: str) -> tuple[str, ...]:
+        return tuple(t[len(prefix) + 1:] for t in self.tags if t.startswith(prefix + ":"))
+
+    def tag_value(self, prefix: str) -> str | None:
+        values = self.tag_values(prefix)
+        return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    snapshot_id: str | None
+    files_new: int = 0
+    files_changed: int = 0
+    files_unmodified: int = 0
+    data_added: int = 0
+    total_bytes: int = 0
+    total_files: int = 0
+    duration: float = 0.0
+    partial: bool = False
+    unreadable: tuple[str, ...] = ()
+
+    @classmethod
+    def from_summary(cls, summary: dict, partial: bool, unreadable: Sequence[str]) -> BackupResult:
+        return cls(
+            snapshot_id=summary.get("snapshot_id"),
+            files_new=summary.get("files_new", 0), files_changed=summary.get("files_changed", 0),
+            files_unmodified=summary.get("files_unmodified", 0), data_added=summary.get("data_added", 0),
+            total_bytes=summary.get("total_bytes_processed", 0),
+            total_files=summary.get("total_files_processed", 0),
+            duration=summary.get("total_duration", 0.0), partial=partial, unreadable=tuple(unreadable),
+        )
+
+
+def parse_time(text: str) -> datetime:
+    """restic's RFC 3339 times carry nanoseconds, which fromisoformat refuses before 3.11's limits."""
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", text)
+    if not match:
+        return datetime.fromisoformat(text)
+    frac = (match.group(2) or ".0")[:7]
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return datetime.fromisoformat(match.group(1) + frac + zone)
+
+
+def display_url(url: str) -> str:
+    """The repository URL with any password in it masked."""
+    return re.sub(r"(://[^/:@]+):[^/@]*@", r"\1:***@", url)
+
+
+class Restic:
+    def __init__(self, policy: Policy, *, verbose: bool = False,
+                 progress: Callable[[dict], None] | None = None):
+        self.policy = policy
+        self.binary = policy.restic_binary
+        self.repo = policy.repository
+        self.verbose = verbose
+        self.progress = progress
+
+    # --- plumbing -------------------------------------------------------------
+
+    @cached_property
+    def version(self) -> Version:
+        result = proc.run([self.binary, "version"], missing_hint=INSTALL_HINT, timeout=30)
+        match = re.search(r"restic (\d+)\.(\d+)\.(\d+)", result.stdout)
+        if result.returncode != 0 or not match:
+            raise VhError(f"{self.binary} does not look like restic ('{result.stdout.strip()[:80]}'); "
+                          f"check restic_binary in {self.policy.source}")
+        version = Version(*map(int, match.groups()))
+        if not version.at_least(0, 14):
+            raise VhError(f"restic {version} is too old; vhbackup needs restic 0.14 or newer")
+        return version
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(self.repo.env)
+        env.update({
+            "RESTIC_REPOSITORY": self.repo.url,
+            "RESTIC_PASSWORD_FILE": self.repo.password_file,
+            "RESTIC_CACHE_DIR": self.repo.cache_dir,
+            "RESTIC_PROGRESS_FPS": "1",
+        })
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        argv = [self.binary]
+        if self.repo.compression and args and args[0] in ("backup", "prune", "forget", "init"):
+            argv += ["--compression", self.repo.compression]
+        return argv + list(args)
+
+    def _echo(self, line: str) -> None:
+        if self.verbose and line.strip():
+            log.info("restic: %s", line)
+
+    def run(self, *args: str, ok: Sequence[int] = (0,), input: str | None = None,
+            timeout: float | None = None) -> proc.Result:
+        self.version  # noqa: B018 - detect once, before the first real call
+        result = proc.run(self.argv(*args), env=self.env, missing_hint=INSTALL_HINT, input=input,
+                          timeout=timeout)
+        if self.verbose:
+            for line in result.stderr.splitlines():
+                self._echo(line)
+        if result.returncode not in ok:
+            self._raise_for(args[0], result.returncode, result.stderr)
+        return result
+
+    def _raise_for(self, command: str, returncode: int, stderr: str) -> None:
+        """Translate a failed restic call into one clear line (0.14-0.16 use exit 1 for most of these)."""
+        url = display_url(self.repo.url)
+        text = stderr.lower()
+        if returncode == 12 or "wrong password" in text:
+            raise PolicyError(f"wrong password for repository {url}: the password in "
+                              f"{self.repo.password_file} does not open it")
+        if returncode == 10 or "unable to open config file" in text or "repository does not exist" in text:
+            raise ResticError(f"no restic repository at {url}; create it with 'vhbackup init' "
+                              f"or fix repository.url in {self.policy.source}")
+        if returncode == 11 or "repository is already locked" in text:
+            holder = next((ln.strip() for ln in stderr.splitlines() if "locked" in ln and "by" in ln), "")
+            raise ResticError(f"repository {url} is locked by another restic process{': ' + holder if holder else ''}"
+                              f"; if none is running, remove the stale lock with 'vhbackup unlock'")
+        if returncode < 0:
+            raise ResticError(f"restic {command} was {proc.describe_exit(returncode)}")
+        raise ResticError(f"restic {command} failed ({proc.describe_exit(returncode)}): {_last_error(stderr)}")
+
+    def _json_lines(self, args: Sequence[str], on_message: Callable[[dict], None],
+                    stdin=proc.DEVNULL) -> proc.Result:
+        """Run a --json command, feeding each JSON message (stdout and stderr) to ``on_message``."""
+        self.version  # noqa: B018
+
+        def parse(line: str) -> None:
+            if line.startswith("{"):
+                try:
+                    on_message(json.loads(line))
+                    return
+                except ValueError:
+                    pass
+            self._echo(line)
+
+        return proc.stream(self.argv(*args), parse, env=self.env, missing_hint=INSTALL_HINT,
+                           stdin=stdin, on_stderr=parse)
+
+    # --- repository -----------------------------------------------------------
+
+    def exists(self) -> bool:
+        """True if the repository opens; False if there is none. Other failures raise."""
+        try:
+            self.run("cat", "config", timeout=300)
+        except ResticError as exc:
+            if str(exc).startswith("no restic repository"):
+                return False
+            raise
+        return True
+
+    def init(self) -> None:
+        self.run("init")
+
+    def snapshots(self, tags: Sequence[str] = ("vhbackup",), ids: Sequence[str] = ()) -> list[Snapshot]:
+        args = ["snapshots", "--json"]
+        for tag in tags:
+            args += ["--tag", tag]
+        result = self.run(*args, *ids)
+        snaps = [
+            Snapshot(id=s["id"], time=parse_time(s["time"]), host=s.get("hostname", ""),
+                     tags=tuple(s.get("tags") or ()), paths=tuple(s.get("paths") or ()),
+                     summary=s.get("summary") or {})
+            for s in json.loads(result.stdout or "[]") or []
+        ]
+        return sorted(snaps, key=lambda s: s.time)
+
+    # --- backup ---------------------------------------------------------------
+
+    def _tag_args(self, tags: Sequence[str]) -> list[str]:
+        args = ["--host", self.policy.host]
+        for tag in tags:
+            args += ["--tag", tag]
+        return args
+
+    def backup(self, paths: Sequence[str], tags: Sequence[str], excludes: Sequence[str] = ()) -> BackupResult:
+        args = ["backup", "--json", *self._tag_args(tags)]
+        for pattern in excludes:
+            args += ["--exclude", pattern]
+        args += ["--", *paths]
+        return self._backup(args)
+
+    def backup_stdin(self, filename: str, tags: Sequence[str], stdin) -> BackupResult:
+        """Back up what arrives on ``stdin`` (a pipe) as ``filename``."""
+        return self._backup(["backup", "--json", "--stdin", "--stdin-filename", filename,
+                             *self._tag_args(tags)], stdin=stdin)
+
+    def backup_command(self, filename: str, tags: Sequence[str], command: Sequence[str]) -> BackupResult:
+        """restic >= 0.17: run ``command`` and store its stdout; no snapshot if it fails."""
+        return self._backup(["backup", "--json", "--stdin-from-command", "--stdin-filename", filename,
+                             *self._tag_args(tags), "--", *command])
+
+    def _backup(self, args: list[str], stdin=proc.DEVNULL) -> BackupResult:
+        summary: dict = {}
+        unreadable: list[str] = []
+
+        def on_message(msg: dict) -> None:
+            kind = msg.get("message_type")
+            if kind == "summary":
+                summary.update(msg)
+            elif kind == "error":
+                item = msg.get("item") or ""
+                unreadable.append(item)
+                log.warning("could not read %s: %s", item, _error_text(msg))
+            elif kind == "status" and self.progress:
+                self.progress(msg)
+
+        result = self._json_lines(args, on_message, stdin=stdin)
+        if result.returncode == 3 and summary.get("snapshot_id"):
+            return BackupResult.from_summary(summary, partial=True, unreadable=unreadable)
+        if result.returncode != 0:
+            self._raise_for("backup", result.returncode, result.stderr)
+        if not summary.get("snapshot_id"):
+            raise ResticError("restic backup reported success but no snapshot id; run with -v to see its output")
+        return BackupResult.from_summary(summary, partial=False, unreadable=unreadable)
+
+    # --- reading back ---------------------------------------------------------
+
+    def ls(self, snapshot_id: str) -> Iterator[dict]:
+        """The nodes of a snapshot, as restic's ``ls --json`` gives them."""
+        result = self.run("ls", "--json", snapshot_id)
+        for line in result.stdout.splitlines():
+            if line.startswith("{"):
+                node = json.loads(line)
+                if node.get("struct_type") == "node":
+                    yield node
+
+    def restore(self, snapshot_id: str, target: str, includes: Sequence[str] = ()) -> None:
+        args = ["restore", snapshot_id, "--target", target]
+        for path in includes:
+            args += ["--include", path]
+        self.run(*args)
+
+    def dump(self, snapshot_id: str, path: str, stdout) -> subprocess.Popen:
+        """Start ``restic dump`` writing ``path`` of the snapshot to ``stdout``; the caller waits."""
+        self.version  # noqa: B018
+        return proc.spawn(self.argv("dump", snapshot_id, path), env=self.env, missing_hint=INSTALL_HINT,
+                          stdin=proc.DEVNULL, stdout=stdout, stderr=proc.PIPE)
+
+    def check_dump(self, process: subprocess.Popen, stderr: str) -> None:
+        if process.returncode != 0:
+            self._raise_for("dump", process.returncode, stderr)
+
+    # --- maintenance ----------------------------------------------------------
+
+    def forget(self, ids: Sequence[str], prune: bool = False) -> None:
+        if ids:
+            self.run("forget", *(["--prune"] if prune else []), *ids)
+
+    def prune(self) -> None:
+        self.run("prune")
+
+    def check(self, *extra: str) -> proc.Result:
+        """``restic check``; returns the result whatever the exit code, for the caller's report."""
+        return self.run("check", *extra, ok=(0, 1))
+
+    def stats(self, mode: str = "raw-data") -> dict:
+        return json.loads(self.run("stats", "--json", "--mode", mode).stdout or "{}")
+
+    def unlock(self) -> None:
+        self.run("unlock")
+
+
+def _error_text(msg: dict) -> str:
+    err = msg.get("error") or {}
+    if "message" in err:
+        return err["message"]
+    if isinstance(err.get("Err"), int):
+        return os.strerror(err["Err"])
+    return str(err)
+
+
+def _last_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if line.startswith("{"):
+            try:
+                msg = json.loads(line)
+                if msg.get("message_type") in ("exit_error", "error"):
+                    return msg.get("message") or _error_text(msg)
+            except ValueError:
+                pass
+        elif line.startswith("Fatal:"):
+            return line[len("Fatal:"):].strip()
+    return lines[-1] if lines else "no error message"

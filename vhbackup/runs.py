@@ -1,0 +1,96 @@
+"""Backup runs: the snapshots that one ``vhbackup backup`` made, seen as one unit.
+
+Every snapshot of a run carries ``run:<id>``. A run has at most one files
+snapshot (tagged ``service:<name>`` for each service whose paths it holds,
+``service:system`` for the top-level paths) and one snapshot per database
+(``db:<name>``). Users pick runs by run id or by any unique prefix of one of
+their snapshot ids.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from vhbackup.errors import UsageError, VhError
+from vhbackup.restic import Snapshot
+
+TAG = "vhbackup"
+RUN_REF = re.compile(r"^[0-9A-Za-z-]{4,64}$")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    snapshots: tuple[Snapshot, ...]
+
+    @property
+    def time(self) -> datetime:
+        return min(s.time for s in self.snapshots)
+
+    @property
+    def host(self) -> str:
+        return self.snapshots[0].host
+
+    @property
+    def files(self) -> Snapshot | None:
+        return next((s for s in self.snapshots if not s.tag_value("db")), None)
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return self.files.tag_values("service") if self.files else ()
+
+    def database(self, name: str) -> Snapshot | None:
+        return next((s for s in self.snapshots if s.tag_value("db") == name), None)
+
+    @property
+    def databases(self) -> tuple[str, ...]:
+        return tuple(s.tag_value("db") for s in self.snapshots if s.tag_value("db"))
+
+    def has(self, services: tuple[str, ...], databases: tuple[str, ...]) -> bool:
+        return set(services) <= set(self.services) and set(databases) <= set(self.databases)
+
+    def size(self) -> int | None:
+        sizes = [s.summary.get("total_bytes_processed") for s in self.snapshots]
+        return sum(sizes) if sizes and None not in sizes else None
+
+
+def group(snapshots: list[Snapshot]) -> list[Run]:
+    """Runs, newest first."""
+    by_run: dict[str, list[Snapshot]] = {}
+    for snap in snapshots:
+        run_id = snap.tag_value("run")
+        if run_id:
+            by_run.setdefault(run_id, []).append(snap)
+    runs = [Run(run_id, tuple(sorted(snaps, key=lambda s: s.time))) for run_id, snaps in by_run.items()]
+    return sorted(runs, key=lambda r: r.time, reverse=True)
+
+
+def validate_ref(ref: str) -> str:
+    if not RUN_REF.match(ref):
+        raise UsageError(f"not a run or snapshot id: {ref!r}; see 'vhbackup restore --list'")
+    return ref
+
+
+def find(runs: list[Run], ref: str) -> Run:
+    """The run whose id is ``ref`` or that holds the one snapshot whose id starts with ``ref``."""
+    validate_ref(ref)
+    for run in runs:
+        if run.id == ref:
+            return run
+    matches = {run.id: run for run in runs for snap in run.snapshots if snap.id.startswith(ref.lower())}
+    if len(matches) == 1:
+        return next(iter(matches.values()))
+    if len(matches) > 1:
+        raise UsageError(f"{ref!r} matches snapshots of several runs ({', '.join(sorted(matches))}); type more of it")
+    raise VhError(f"no backup run or snapshot matches {ref!r}; see 'vhbackup restore --list'")
+
+
+def latest(runs: list[Run], services: tuple[str, ...], databases: tuple[str, ...]) -> Run:
+    """The newest run that holds every requested service's files and every requested database."""
+    for run in runs:
+        if run.has(services, databases):
+            return run
+    wanted = ", ".join([*services, *(f"db:{d}" for d in databases)])
+    raise VhError(f"no backup run holds all of: {wanted}; see 'vhbackup restore --list' and pick one with --snapshot")
