@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Iterator
 
+from vhbackup import alerts, state
 from vhbackup import log as vlog
-from vhbackup import state
 from vhbackup.context import Context
 from vhbackup.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, VhError
 
@@ -85,3 +85,4 @@ def _finish(ctx: Context, record: Record) -> None:
         log.info("%s run %s finished: %s in %.0f s", record.action, record.run_id, record.status,
                  record.duration, extra=vlog.fields(vlog.RUN_FINISHED, status=record.status,
                                                     snapshot_id=record.snapshot_ids or None))
+    alerts.after_run(ctx, record)

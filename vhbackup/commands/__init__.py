@@ -1,3 +1,3 @@
 """One module per command; ``cli`` registers them in this order."""
 
-COMMANDS = ("config", "init", "backup", "restore", "unlock")
+COMMANDS = ("config", "init", "backup", "restore", "prune", "verify", "status", "drill", "notify", "unlock")
