@@ -34,7 +34,8 @@ def check_secret_file(path: str, min_length: int = 1) -> list[str]:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise PolicyError(f"credential file {path} does not exist; create it with mode 600") from None
+        raise PolicyError(f"credential file {path} does not exist; create it with mode 600, "
+                          f"e.g. (umask 077; openssl rand -base64 33 > {path})") from None
     except PermissionError:
         raise PolicyError(f"credential file {path} is not readable by this user (uid {os.geteuid()})") from None
     if not stat.S_ISREG(st.st_mode):

@@ -1,0 +1,334 @@
+"""The policy loader: every bad input is one PolicyError naming file, line and key."""
+
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from vhbackup.errors import EXIT_CONFIG, PolicyError
+from vhbackup.policy import DEFAULT_CACHE_DIR, DEFAULT_STATE_DIR, load_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+LONG_PASSWORD = "x" * 40
+
+
+@pytest.fixture
+def pw(tmp_path) -> Path:
+    path = tmp_path / "pw"
+    path.write_text(LONG_PASSWORD + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yml"
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+def error_of(path: Path) -> PolicyError:
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert info.value.exit_code == EXIT_CONFIG
+    message = str(info.value)
+    assert "\n" not in message
+    return info.value
+
+
+def repo(pw: Path) -> str:
+    return f"repository:\n  url: /srv/repo\n  password_file: {pw}\n"
+
+
+def test_issue_minimal_policy_loads_as_written(tmp_path, pw):
+    path = write(tmp_path, f"""
+        repository:
+          url: /srv/vhbackup/repo          # any restic repository
+          password_file: {pw}
+          # env_file: /etc/vhbackup/credentials/restic.env
+        retention:
+          last: 7
+          daily: 30
+          weekly: 52
+          monthly: 36
+          yearly: 5
+        paths:
+          - /etc/nginx
+        exclude:
+          - "*.tmp"
+        services:
+          agent:
+            paths: [/srv/app/services/agent/data]
+          hub:
+            paths: [/srv/app/services/hub/data]
+        """)
+    p = load_policy(path)
+    assert p.repository.url == "/srv/vhbackup/repo"
+    assert p.repository.password_file == str(pw)
+    assert p.repository.cache_dir == DEFAULT_CACHE_DIR
+    assert p.state_dir == DEFAULT_STATE_DIR
+    assert p.restic_binary == "restic"
+    assert p.host == socket.gethostname()
+    assert p.retention.rules() == {"last": 7, "daily": 30, "weekly": 52, "monthly": 36, "yearly": 5}
+    assert p.paths == ("/etc/nginx",)
+    assert p.exclude == ("*.tmp",)
+    assert [(s.name, s.paths) for s in p.services] == [
+        ("agent", ("/srv/app/services/agent/data",)), ("hub", ("/srv/app/services/hub/data",))]
+    assert p.warnings == ()
+
+
+def test_shipped_default_policy_parses_with_a_real_password_file(tmp_path, pw):
+    """etc/vhbackup/policy.yml is what apt installs: it must load once its password file exists."""
+    text = (ROOT / "etc/vhbackup/policy.yml").read_text()
+    text = text.replace("/etc/vhbackup/credentials/restic-password", str(pw))
+    p = load_policy(write(tmp_path, text))
+    assert p.repository.password_file == str(pw)
+
+
+def test_top_level_keys_and_paths_are_normalised(tmp_path, pw):
+    p = load_policy(write(tmp_path, repo(pw) + textwrap.dedent("""
+        host: web01
+        state_dir: /var/lib/x/
+        restic_binary: /opt/restic
+        paths: [/etc//nginx/, /srv/./a]
+        """)))
+    assert p.host == "web01"
+    assert p.state_dir == "/var/lib/x"
+    assert p.restic_binary == "/opt/restic"
+    assert p.paths == ("/etc/nginx", "/srv/a")
+
+
+def test_missing_policy_file(tmp_path):
+    err = error_of(tmp_path / "nope.yml")
+    assert str(tmp_path / "nope.yml") in str(err)
+    assert "not found" in str(err)
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path, pw):
+    path = write(tmp_path, repo(pw) + "paths: [/a\nexclude: x\n")
+    err = str(error_of(path))
+    assert err.startswith(f"{path}:")
+    line = int(err.split(":")[1])
+    assert line in (4, 5), err
+    assert "YAML syntax error" in err
+
+
+def test_tab_indentation_is_a_syntax_error_with_a_line(tmp_path, pw):
+    path = write(tmp_path, repo(pw) + "retention:\n\tlast: 3\n")
+    err = str(error_of(path))
+    assert err.startswith(f"{path}:4: YAML syntax error"), err
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", "42\n"])
+def test_top_level_must_be_a_mapping(tmp_path, text):
+    path = write(tmp_path, text)
+    err = str(error_of(path))
+    assert err.startswith(f"{path}:1:") and "mapping" in err
+
+
+def test_empty_policy(tmp_path):
+    path = write(tmp_path, "# only a comment\n")
+    assert "empty" in str(error_of(path))
+
+
+@pytest.mark.parametrize("typo, line, key, suggestion", [
+    ("pathz: [/a]\n", 4, "pathz", "paths"),
+    ("retention:\n  dayly: 3\n", 5, "retention.dayly", "daily"),
+    ("services:\n  hub:\n    path: [/a]\n", 6, "services.hub.path", "paths"),
+])
+def test_unknown_key_suggests_the_closest(tmp_path, pw, typo, line, key, suggestion):
+    path = write(tmp_path, repo(pw) + typo)
+    err = str(error_of(path))
+    assert err.startswith(f"{path}:{line}: {key}: unknown key"), err
+    assert f"did you mean '{suggestion}'" in err
+
+
+def test_unknown_key_in_repository(tmp_path, pw):
+    path = write(tmp_path, repo(pw) + "  passwd_file: /x\n")
+    err = str(error_of(path))
+    assert err.startswith(f"{path}:4: repository.passwd_file: unknown key"), err
+    assert "password_file" in err
+
+
+@pytest.mark.parametrize("extra, line, key, expect", [
+    ("paths: /etc\n", 4, "paths", "must be a list"),
+    ("exclude: '*.tmp'\n", 4, "exclude", "must be a list"),
+    ("services:\n  hub:\n    paths: /srv\n", 6, "services.hub.paths", "must be a list"),
+    ("retention:\n  daily: -1\n", 5, "retention.daily", "integer"),
+    ("retention:\n  daily: 1.5\n", 5, "retention.daily", "integer"),
+    ("retention:\n  daily: seven\n", 5, "retention.daily", "integer"),
+    ("retention:\n  daily: '7'\n", 5, "retention.daily", "integer"),
+    ("retention:\n  daily: true\n", 5, "retention.daily", "integer"),
+    ("retention: 7\n", 4, "retention", "mapping"),
+    ("services: [hub]\n", 4, "services", "mapping"),
+    ("host: [a, b]\n", 4, "host", "string"),
+    ("paths: [/a, [/b]]\n", 4, "paths[1]", "string"),
+])
+def test_wrong_types(tmp_path, pw, extra, line, key, expect):
+    path = write(tmp_path, repo(pw) + extra)
+    err = str(error_of(path))
+    assert err.startswith(f"{path}:{line}: {key}: "), err
+    assert expect in err
+
+
+def test_missing_repository(tmp_path):
+    path = write(tmp_path, "paths: [/a]\n")
+    err = str(error_of(path))
+    assert "repository" in err and "missing" in err
+
+
+def test_missing_repository_url(tmp_path, pw):
+    path = write(tmp_path, f"repository:\n  password_file: {pw}\n")
+    err = str(error_of(path))
+    assert err.startswith(f"{path}:") and "repository.url: missing" in err
+
+
+def test_empty_repository_url(tmp_path, pw):
+    path = write(tmp_path, f"repository:\n  url: ''\n  password_file: {pw}\n")
+    assert "repository.url" in str(error_of(path))
+
+
+def test_missing_password_file_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    path = write(tmp_path, "repository:\n  url: /srv/repo\n")
+    assert "repository.password_file: missing" in str(error_of(path))
+
+
+def test_password_file_that_does_not_exist(tmp_path):
+    path = write(tmp_path, f"repository:\n  url: /srv/repo\n  password_file: {tmp_path}/nope\n")
+    err = str(error_of(path))
+    assert err.startswith(f"{path}:3: repository.password_file:") and f"{tmp_path}/nope" in err
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660])
+def test_too_open_password_file(tmp_path, pw, mode):
+    pw.chmod(mode)
+    path = write(tmp_path, repo(pw))
+    err = str(error_of(path))
+    assert f"{mode:04o}" in err and f"chmod 600 {pw}" in err
+    assert err.startswith(f"{path}:3: repository.password_file:")
+
+
+def test_empty_password_file(tmp_path, pw):
+    pw.write_text("\n")
+    path = write(tmp_path, repo(pw))
+    err = str(error_of(path))
+    assert "empty" in err and str(pw) in err
+
+
+def test_password_file_owned_by_another_user(tmp_path, pw):
+    os.chown(pw, 65534, 65534)
+    path = write(tmp_path, repo(pw))
+    err = str(error_of(path))
+    assert "65534" in err and str(pw) in err
+
+
+def test_short_password_is_a_warning(tmp_path, pw):
+    pw.write_text("short\n")
+    p = load_policy(write(tmp_path, repo(pw)))
+    assert len(p.warnings) == 1 and "32" in p.warnings[0]
+    assert "short" not in p.warnings[0].replace("shorter", "")
+
+
+def test_env_file_is_read(tmp_path, pw):
+    env = tmp_path / "restic.env"
+    env.write_text("# comment\n\nAWS_ACCESS_KEY_ID=AKIA123\nexport AWS_SECRET_ACCESS_KEY='s3cr=t'\nB2_X=\"q\"\n")
+    env.chmod(0o600)
+    p = load_policy(write(tmp_path, repo(pw) + f"  env_file: {env}\n"))
+    assert p.repository.env == {"AWS_ACCESS_KEY_ID": "AKIA123", "AWS_SECRET_ACCESS_KEY": "s3cr=t", "B2_X": "q"}
+    assert "s3cr" not in repr(p)
+
+
+def test_env_file_malformed_line_names_line_without_echoing_it(tmp_path, pw):
+    env = tmp_path / "restic.env"
+    env.write_text("AWS_ACCESS_KEY_ID=AKIA123\nAWS_SECRET_ACCESS_KEY supersecret\n")
+    env.chmod(0o600)
+    path = write(tmp_path, repo(pw) + f"  env_file: {env}\n")
+    err = str(error_of(path))
+    assert f"{env}:2" in err and "KEY=value" in err
+    assert "supersecret" not in err
+    assert err.startswith(f"{path}:4: repository.env_file:")
+
+
+def test_env_file_missing_or_not_a_file(tmp_path, pw):
+    path = write(tmp_path, repo(pw) + f"  env_file: {tmp_path}/nope.env\n")
+    assert f"{tmp_path}/nope.env" in str(error_of(path))
+    (tmp_path / "dir.env").mkdir(mode=0o700)
+    path = write(tmp_path, repo(pw) + f"  env_file: {tmp_path}/dir.env\n")
+    assert "not a regular file" in str(error_of(path))
+
+
+def test_env_file_too_open(tmp_path, pw):
+    env = tmp_path / "restic.env"
+    env.write_text("A=1\n")
+    env.chmod(0o644)
+    err = str(error_of(write(tmp_path, repo(pw) + f"  env_file: {env}\n")))
+    assert f"chmod 600 {env}" in err
+
+
+@pytest.mark.parametrize("name", ["'bad name'", "'../etc'", "'9lives'", "'a;rm'", "'ünï'", "''"])
+def test_service_name_must_be_identifier(tmp_path, pw, name):
+    path = write(tmp_path, repo(pw) + f"services:\n  {name}:\n    paths: [/a]\n")
+    err = str(error_of(path))
+    assert err.startswith(f"{path}:5: services."), err
+    assert "identifier" in err
+
+
+def test_service_name_system_is_reserved(tmp_path, pw):
+    path = write(tmp_path, repo(pw) + "services:\n  system:\n    paths: [/a]\n")
+    assert "reserved" in str(error_of(path))
+
+
+def test_duplicate_service_names(tmp_path, pw):
+    path = write(tmp_path, repo(pw) + "services:\n  hub:\n    paths: [/a]\n  hub:\n    paths: [/b]\n")
+    err = str(error_of(path))
+    assert err.startswith(f"{path}:7: services.hub: duplicate key (first given on line 5)"), err
+
+
+def test_duplicate_top_level_key(tmp_path, pw):
+    path = write(tmp_path, repo(pw) + "paths: [/a]\npaths: [/b]\n")
+    assert "paths: duplicate key" in str(error_of(path))
+
+
+@pytest.mark.parametrize("section, line, key", [
+    ("paths: [/ok, relative/dir]\n", 4, "paths[1]"),
+    ("services:\n  hub:\n    paths: [srv/hub]\n", 6, "services.hub.paths[0]"),
+    ("state_dir: var/lib\n", 4, "state_dir"),
+])
+def test_relative_paths_are_refused(tmp_path, pw, section, line, key):
+    path = write(tmp_path, repo(pw) + section)
+    err = str(error_of(path))
+    assert err.startswith(f"{path}:{line}: {key}: must be an absolute path"), err
+
+
+def test_service_needs_paths_or_databases(tmp_path, pw):
+    path = write(tmp_path, repo(pw) + "services:\n  hub: {}\n")
+    assert "needs 'paths' or 'databases'" in str(error_of(path))
+
+
+def test_credentials_directory_wins_over_password_file(tmp_path, pw, monkeypatch):
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "restic-password").write_text("y" * 40)
+    (creds / "restic-password").chmod(0o400)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    p = load_policy(write(tmp_path, repo(pw)))
+    assert p.repository.password_file == str(creds / "restic-password")
+    p = load_policy(write(tmp_path, "repository:\n  url: /srv/repo\n"))
+    assert p.repository.password_file == str(creds / "restic-password")
+
+
+def test_credentials_directory_without_the_credential_falls_back(tmp_path, pw, monkeypatch):
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "empty"))
+    p = load_policy(write(tmp_path, repo(pw)))
+    assert p.repository.password_file == str(pw)
+
+
+def test_compression_values(tmp_path, pw):
+    p = load_policy(write(tmp_path, repo(pw) + "  compression: max\n"))
+    assert p.repository.compression == "max"
+    err = str(error_of(write(tmp_path, repo(pw) + "  compression: fast\n")))
+    assert "repository.compression" in err
