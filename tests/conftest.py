@@ -150,6 +150,11 @@ def any_env(request, tmp_path, restic_binary) -> Env:
 @pytest.fixture
 def sample_tree(tmp_path) -> Path:
     """Files that a restore must bring back exactly: modes, mtimes, symlinks, empty dirs, odd names."""
+    return make_sample_tree(tmp_path)
+
+
+def make_sample_tree(tmp_path: Path) -> Path:
+    """The ``sample_tree`` fixture's files under ``tmp_path/data``, for module-scoped fixtures."""
     root = tmp_path / "data"
     (root / "etc").mkdir(parents=True)
     (root / "srv/hub/data/empty").mkdir(parents=True)

@@ -77,9 +77,18 @@ def _on_sigterm(signum, frame):
     raise Interrupted(f"stopped by {signal.Signals(signum).name}")
 
 
+def _bare_wait(argv: list[str]) -> list[str]:
+    """``--wait COMMAND``: argparse would take the command for --wait's optional value; give it the default."""
+    out = list(argv)
+    for i in range(len(out) - 1, -1, -1):
+        if out[i] == "--wait" and i + 1 < len(out) and out[i + 1] in COMMANDS:
+            out.insert(i + 1, "1h")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_bare_wait(sys.argv[1:] if argv is None else argv))
     vlog.setup(verbose=args.verbose, quiet=args.quiet)
     signal.signal(signal.SIGTERM, _on_sigterm)
     config = args.config or os.environ.get("VHBACKUP_CONFIG") or DEFAULT_POLICY

@@ -49,7 +49,7 @@ class Context:
     def _backup_progress(self, status: dict) -> None:
         done = status.get("bytes_done", 0)
         total = status.get("total_bytes", 0)
-        systemd_notify.status(f"uploading: {format_size(done)} of {format_size(total)}")
+        systemd_notify.progress(f"uploading: {format_size(done)} of {format_size(total)}", done)
         if self._draws_progress():
             pct = status.get("percent_done", 0) * 100
             sys.stderr.write(f"\r{pct:5.1f}%  {format_size(done)} of {format_size(total)}   ")

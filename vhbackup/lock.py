@@ -38,8 +38,9 @@ def held(state_dir: str, action: str, wait: float | None = None) -> Iterator[Non
                     raise LockHeld(f"another vhbackup run ({who}) holds {path}{waited}; "
                                    f"let it finish, or pass --wait SECONDS") from None
                 time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {action}\n".encode(), 0)
+        holder = f"{os.getpid()} {action}\n".encode()
+        os.pwrite(fd, holder, 0)
+        os.ftruncate(fd, len(holder))
         yield
     finally:
         os.close(fd)

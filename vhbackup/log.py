@@ -19,7 +19,8 @@ log = logging.getLogger("vhbackup")
 
 SYSLOG_IDENTIFIER = "vhbackup"
 
-# Fixed MESSAGE_IDs, documented in the catalog under systemd/catalog/.
+# Fixed MESSAGE_IDs, explained by the journal catalog systemd/vhbackup.catalog
+# (installed to /usr/lib/systemd/catalog/; tests/unit/test_units.py keeps them in step).
 RUN_STARTED = "10266f83ea7d4775880902925f703de3"
 RUN_FINISHED = "1b1ef7801f8d4c8f8024bf0b2604e524"
 RUN_FAILED = "5895374ced7641448422485ca408873d"

@@ -3,7 +3,8 @@
 Every command that acts (backup, restore, prune, verify, drill) runs inside
 ``recorded(ctx, action)``. It logs the start and the end with their
 MESSAGE_IDs, times the run, and writes ``state_dir/last-<action>.json``
-atomically, whatever the outcome.
+atomically, whatever the outcome (``last-success-<action>.json`` too when it
+succeeded), then rebuilds the Prometheus metrics file.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Iterator
 
-from vhbackup import alerts, state
+from vhbackup import alerts, metrics, prechecks, state
 from vhbackup import log as vlog
 from vhbackup.context import Context
 from vhbackup.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, VhError
+from vhbackup.policy import Policy
 
 log = logging.getLogger("vhbackup")
 
@@ -43,6 +45,7 @@ class Record:
     def as_json(self) -> dict:
         data = asdict(self)
         data["started_iso"] = datetime.fromtimestamp(self.started, timezone.utc).astimezone().isoformat(timespec="seconds")
+        data["finished"] = self.started + self.duration
         return data
 
 
@@ -74,10 +77,9 @@ def recorded(ctx: Context, action: str) -> Iterator[Record]:
 def _finish(ctx: Context, record: Record) -> None:
     if ctx.dry_run:
         return
-    try:
-        state.write_json_atomic(state.last_run_path(ctx.policy.state_dir, record.action), record.as_json())
-    except OSError as exc:
-        log.error("could not write the state file in %s: %s", ctx.policy.state_dir, exc.strerror)
+    if record.action == "backup" and "free_space" not in record.details:
+        record.details["free_space"] = prechecks.measure_free_space(ctx.policy)
+    save(ctx.policy, record)
     if record.status == "failure":
         log.error("%s run %s failed after %.0f s: %s", record.action, record.run_id, record.duration,
                   record.error, extra=vlog.fields(vlog.RUN_FAILED, error=record.error))
@@ -86,3 +88,23 @@ def _finish(ctx: Context, record: Record) -> None:
                  record.duration, extra=vlog.fields(vlog.RUN_FINISHED, status=record.status,
                                                     snapshot_id=record.snapshot_ids or None))
     alerts.after_run(ctx, record)
+
+
+def save(policy: Policy, record: Record) -> None:
+    """Write the run's state record (and, if it succeeded, the last-success one), then the metrics.
+
+    Secrets are scrubbed from every string first: an error message may quote a
+    URL or a tool's output. Failing to write is logged, never raised: the run's
+    own outcome matters more than its bookkeeping.
+    """
+    data = state.redact(record.as_json(), state.secrets_of(policy))
+    try:
+        state.write_json_atomic(state.last_run_path(policy.state_dir, record.action), data)
+        if record.status in ("success", "partial"):
+            state.write_json_atomic(state.last_success_path(policy.state_dir, record.action), data)
+    except OSError as exc:
+        log.error("could not write the state file in %s: %s", policy.state_dir, exc.strerror)
+    try:
+        metrics.write(policy)
+    except OSError as exc:
+        log.error("could not write the metrics file %s: %s", policy.metrics_path, exc.strerror)

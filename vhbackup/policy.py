@@ -230,13 +230,15 @@ class _Map:
         self.key_nodes: dict[str, yaml.Node] = {}
         for key_node, value_node in parent.node.value:
             key = parent.loader.construct_object(key_node, deep=True)
+            if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode) and not key_node.style:
+                key = key_node.value  # YAML 1.1 reads a plain `on:` key as true; keys are names
             if not isinstance(key, str):
                 raise _Node(key_node, parent.source, parent.key, parent.loader).error(
                     f"keys must be strings, got {key!r}")
             dotted = f"{parent.key}.{key}" if parent.key else key
             if key in self.children:
                 raise _Node(key_node, parent.source, dotted, parent.loader).error(
-                    f"duplicate key (first given on line {self.children[key].line})")
+                    f"duplicate key (first given on line {self.key_nodes[key].start_mark.line + 1})")
             self.children[key] = _Node(value_node, parent.source, dotted, parent.loader)
             self.key_nodes[key] = key_node
 
@@ -284,7 +286,7 @@ def _absolute_path(node: _Node) -> str:
     value = node.string()
     if not value.startswith("/"):
         raise node.error(f"must be an absolute path, got {value!r}")
-    return os.path.normpath(value)
+    return os.path.normpath("/" + value.lstrip("/"))
 
 
 def _identifier(node: _Node, what: str) -> str:
@@ -333,9 +335,16 @@ def _parse_retention(node: _Node, out: dict) -> None:
     m.check_known(counts + ("within",))
     values: dict[str, Any] = {k: m.get(k).integer() for k in counts if m.get(k) is not None}
     if (w := m.get("within")) is not None:
-        values["within_seconds"] = w.converted(parse_duration)
-        values["within"] = w.string()
+        values["within_seconds"] = w.converted(_positive_duration)
+        values["within"] = str(w.value()).strip()
     out["retention"] = Retention(**values)
+
+
+def _positive_duration(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"must be a duration longer than zero, e.g. 24h or 7d, got {text!r}")
+    return seconds
 
 
 def _parse_paths(node: _Node, out: dict) -> None:
@@ -377,6 +386,9 @@ def _parse_databases(node: _Node, out: dict) -> None:
                     raise item.error(f"not a valid database name: {value!r}")
             if not names:
                 raise names_node.error("must list at least one database, or be 'all'")
+            if len(names) > 1 and db_type in ("postgresql", "mongodb"):
+                raise names_node.error(f"a {db_type} entry dumps one database or 'all'; "
+                                       f"define one entry per database")
         host = d.get("host").string() if d.get("host") else None
         databases.append(Database(
             name=name, type=db_type, host=host,
@@ -415,7 +427,7 @@ def _parse_checks(node: _Node, out: dict) -> None:
     m.check_known(("max_age", "min_free_space"))
     values = {}
     if (n := m.get("max_age")) is not None:
-        values["max_age"] = n.converted(parse_duration)
+        values["max_age"] = n.converted(_positive_duration)
     if (n := m.get("min_free_space")) is not None:
         values["min_free_space"] = n.converted(parse_size)
     out["checks"] = Checks(**values)
@@ -444,8 +456,12 @@ def _parse_email(node: _Node, host: str, out: dict) -> Email:
     if (s := m.get("smtp")) is not None:
         raw = s.string()
         smtp_host, _, port = raw.rpartition(":") if ":" in raw else (raw, "", "25")
-        if not smtp_host or not port.isdigit():
-            raise s.error(f"must be host:port, got {raw!r}")
+        bracketed = smtp_host.startswith("[") and smtp_host.endswith("]")
+        smtp_host = smtp_host[1:-1] if bracketed else smtp_host
+        forbidden = "/@[]" if bracketed else "/@[]:"
+        if not smtp_host or any(c.isspace() or c in forbidden for c in smtp_host) or not port.isdigit() \
+                or not 0 < int(port) < 65536:
+            raise s.error(f"must be host:port with a port from 1 to 65535, e.g. localhost:25, got {raw!r}")
         smtp_port = int(port)
     password_file = None
     if (p := m.get("password_file")) is not None:
@@ -454,14 +470,29 @@ def _parse_email(node: _Node, host: str, out: dict) -> Email:
             out["warnings"] += credentials.check_secret_file(password_file, min_length=0)
         except PolicyError as exc:
             raise p.error(str(exc)) from None
+    user = m.get("user").string() if m.get("user") else None
+    if (user is None) != (password_file is None):
+        raise (p or m.require("user")).error(
+            "notify.email.user and notify.email.password_file go together: set both, or neither")
+    sender = m.get("from").string() if m.get("from") else f"vhbackup@{host}"
+    if "@" not in sender:
+        raise m.get("from").error(f"not an email address: {sender!r}")
     return Email(
-        to=to, sender=m.get("from").string() if m.get("from") else f"vhbackup@{host}",
-        smtp_host=smtp_host, smtp_port=smtp_port,
+        to=to, sender=sender, smtp_host=smtp_host, smtp_port=smtp_port,
         starttls=m.get("starttls").boolean() if m.get("starttls") else False,
-        user=m.get("user").string() if m.get("user") else None,
-        password_file=password_file,
-        timeout=m.get("timeout").converted(parse_duration) if m.get("timeout") else 10.0,
+        user=user, password_file=password_file, timeout=_notify_timeout(m),
     )
+
+
+def _notify_timeout(m: _Map) -> float:
+    """A notifier's bound: an alert must never hold a run for long."""
+    node = m.get("timeout")
+    if node is None:
+        return 10.0
+    seconds = node.converted(parse_duration)
+    if seconds > 300:
+        raise node.error(f"must be at most 5 min, got {node.value()!r}")
+    return seconds
 
 
 def _parse_webhook(node: _Node, out: dict) -> Webhook:
@@ -484,8 +515,7 @@ def _parse_webhook(node: _Node, out: dict) -> Webhook:
     if (h := m.get("headers")) is not None:
         hm = h.mapping()
         headers = tuple((k, hm.children[k].string()) for k in hm.names())
-    return Webhook(url=url, headers=headers,
-                   timeout=m.get("timeout").converted(parse_duration) if m.get("timeout") else 10.0)
+    return Webhook(url=url, headers=headers, timeout=_notify_timeout(m))
 
 
 def _parse_notify(node: _Node, out: dict) -> None:

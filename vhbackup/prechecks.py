@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from vhbackup import databases
 from vhbackup.context import Context
 from vhbackup.errors import VhError
+from vhbackup.policy import Policy
 from vhbackup.quantities import format_size
 from vhbackup.restic import display_url
 
@@ -27,14 +28,38 @@ def free_bytes(path: str) -> int:
     return st.f_bavail * st.f_frsize
 
 
-def scratch_dirs(ctx: Context) -> dict[str, str]:
+def scratch_dirs(policy: Policy) -> dict[str, str]:
     """The file systems vhbackup writes to besides the repository: restic's cache and temp dir."""
-    return {"cache": ctx.policy.repository.cache_dir, "temp": tempfile.gettempdir()}
+    return {"cache": policy.repository.cache_dir, "temp": tempfile.gettempdir()}
+
+
+def local_repository_path(url: str) -> str | None:
+    """The directory of a local repository (``/path`` or ``local:/path``); None for remote backends."""
+    if url.startswith("local:"):
+        url = url[len("local:"):]
+    return url if url.startswith("/") else None
+
+
+def measure_free_space(policy: Policy) -> dict[str, dict]:
+    """Free bytes of the cache, temp and (if local) repository file systems, for the state record.
+
+    ``status`` warns from these numbers, so it never has to touch the disks or the repository itself.
+    """
+    dirs = scratch_dirs(policy)
+    if (repo := local_repository_path(policy.repository.url)) is not None:
+        dirs["repository"] = repo
+    out = {}
+    for what, path in dirs.items():
+        try:
+            out[what] = {"path": path, "free_bytes": free_bytes(path)}
+        except OSError:
+            continue
+    return out
 
 
 def check_free_space(ctx: Context) -> None:
     need = ctx.policy.checks.min_free_space
-    for what, path in scratch_dirs(ctx).items():
+    for what, path in scratch_dirs(ctx.policy).items():
         free = free_bytes(path)
         if free < need:
             raise VhError(f"only {format_size(free)} free for the {what} directory {path} "

@@ -182,9 +182,18 @@ class Restic:
         raise ResticError(f"restic {command} failed ({proc.describe_exit(returncode)}): {_last_error(stderr)}")
 
     def _json_lines(self, args: Sequence[str], on_message: Callable[[dict], None],
-                    stdin=proc.DEVNULL) -> proc.Result:
-        """Run a --json command, feeding each JSON message (stdout and stderr) to ``on_message``."""
+                    stdin=proc.DEVNULL, env: dict[str, str] | None = None,
+                    on_stderr: Callable[[str], None] | None = None) -> proc.Result:
+        """Run a --json command, feeding each JSON message (stdout and stderr) to ``on_message``.
+
+        ``on_stderr`` also sees every raw stderr line; ``env`` is added to the restic environment.
+        """
         self.version  # noqa: B018
+
+        def parse_stderr(line: str) -> None:
+            if on_stderr:
+                on_stderr(line)
+            parse(line)
 
         def parse(line: str) -> None:
             if line.startswith("{"):
@@ -195,8 +204,8 @@ class Restic:
                     pass
             self._echo(line)
 
-        return proc.stream(self.argv(*args), parse, env=self.env, missing_hint=INSTALL_HINT,
-                           stdin=stdin, on_stderr=parse)
+        return proc.stream(self.argv(*args), parse, env={**self.env, **(env or {})}, missing_hint=INSTALL_HINT,
+                           stdin=stdin, on_stderr=parse_stderr)
 
     # --- repository -----------------------------------------------------------
 
@@ -241,17 +250,25 @@ class Restic:
         args += ["--", *paths]
         return self._backup(args)
 
-    def backup_stdin(self, filename: str, tags: Sequence[str], stdin) -> BackupResult:
-        """Back up what arrives on ``stdin`` (a pipe) as ``filename``."""
+    def backup_stdin(self, filename: str, tags: Sequence[str], stdin,
+                     on_stderr: Callable[[str], None] | None = None) -> BackupResult:
+        """Back up what arrives on ``stdin`` (a pipe) as ``filename`` (no directory: 0.18 refuses one)."""
         return self._backup(["backup", "--json", "--stdin", "--stdin-filename", filename,
-                             *self._tag_args(tags)], stdin=stdin)
+                             *self._tag_args(tags)], stdin=stdin, on_stderr=on_stderr)
 
-    def backup_command(self, filename: str, tags: Sequence[str], command: Sequence[str]) -> BackupResult:
-        """restic >= 0.17: run ``command`` and store its stdout; no snapshot if it fails."""
+    def backup_command(self, filename: str, tags: Sequence[str], command: Sequence[str],
+                       env: dict[str, str] | None = None,
+                       on_stderr: Callable[[str], None] | None = None) -> BackupResult:
+        """restic >= 0.17: run ``command`` and store its stdout; no snapshot if it fails.
+
+        restic passes its environment (plus ``env``) to the command and copies the command's
+        stderr to its own, as ``subprocess NAME: line``; ``on_stderr`` sees every stderr line.
+        """
         return self._backup(["backup", "--json", "--stdin-from-command", "--stdin-filename", filename,
-                             *self._tag_args(tags), "--", *command])
+                             *self._tag_args(tags), "--", *command], env=env, on_stderr=on_stderr)
 
-    def _backup(self, args: list[str], stdin=proc.DEVNULL) -> BackupResult:
+    def _backup(self, args: list[str], stdin=proc.DEVNULL, env: dict[str, str] | None = None,
+                on_stderr: Callable[[str], None] | None = None) -> BackupResult:
         summary: dict = {}
         unreadable: list[str] = []
 
@@ -259,6 +276,8 @@ class Restic:
             kind = msg.get("message_type")
             if kind == "summary":
                 summary.update(msg)
+            elif kind == "error" and on_stderr:
+                log.debug("restic: %s", _error_text(msg))
             elif kind == "error":
                 item = msg.get("item") or ""
                 unreadable.append(item)
@@ -266,7 +285,7 @@ class Restic:
             elif kind == "status" and self.progress:
                 self.progress(msg)
 
-        result = self._json_lines(args, on_message, stdin=stdin)
+        result = self._json_lines(args, on_message, stdin=stdin, env=env, on_stderr=on_stderr)
         if result.returncode == 3 and summary.get("snapshot_id"):
             return BackupResult.from_summary(summary, partial=True, unreadable=unreadable)
         if result.returncode != 0:
@@ -286,11 +305,30 @@ class Restic:
                 if node.get("struct_type") == "node":
                     yield node
 
-    def restore(self, snapshot_id: str, target: str, includes: Sequence[str] = ()) -> None:
-        args = ["restore", snapshot_id, "--target", target]
+    def restore(self, snapshot_id: str, target: str, includes: Sequence[str] = (), verify: bool = False) -> None:
+        """``verify``: restic reads the restored files back and checks their content against the snapshot."""
+        args = ["restore", snapshot_id, "--target", target, *(["--verify"] if verify else [])]
         for path in includes:
             args += ["--include", path]
+        if not self.version.at_least(0, 17):
+            self._remove_symlinks_to_restore(snapshot_id, target, includes)
         self.run(*args)
+
+    def _remove_symlinks_to_restore(self, snapshot_id: str, target: str, includes: Sequence[str]) -> None:
+        """restic < 0.17 cannot restore a symlink over an existing one ("file exists"): remove those first.
+
+        Only paths that are symlinks both in the snapshot and on disk are removed; the restore
+        puts them back as the snapshot has them.
+        """
+        for node in self.ls(snapshot_id):
+            path = node.get("path", "")
+            if node.get("type") != "symlink" or not path.startswith("/"):
+                continue
+            if includes and not any(path == inc or path.startswith(inc.rstrip("/") + "/") for inc in includes):
+                continue
+            dest = os.path.join(target, path.lstrip("/"))
+            if os.path.islink(dest):
+                os.unlink(dest)
 
     def dump(self, snapshot_id: str, path: str, stdout) -> subprocess.Popen:
         """Start ``restic dump`` writing ``path`` of the snapshot to ``stdout``; the caller waits."""
@@ -342,5 +380,9 @@ def _last_error(stderr: str) -> str:
             except ValueError:
                 pass
         elif line.startswith("Fatal:"):
-            return line[len("Fatal:"):].strip()
+            fatal = line[len("Fatal:"):].strip()
+            first = next((ln for ln in lines if ln.startswith("ignoring error for ")), None)
+            if first and fatal.startswith("There were"):
+                return f"{fatal}, the first: {first[len('ignoring error for '):]}"
+            return fatal
     return lines[-1] if lines else "no error message"

@@ -17,7 +17,7 @@ from vhbackup.errors import UsageError, VhError
 from vhbackup.restic import Snapshot
 
 TAG = "vhbackup"
-RUN_REF = re.compile(r"^[0-9A-Za-z-]{4,64}$")
+RUN_REF = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{3,63}$")
 
 
 @dataclass(frozen=True)

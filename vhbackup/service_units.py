@@ -1,16 +1,30 @@
-"""Stopping a service's systemd units around its backup or restore, and always starting them again."""
+"""Stopping a service's systemd units around its backup or restore, and always starting them again.
+
+"Always" includes ``systemctl stop`` of the backup unit itself: systemd then
+sends SIGINT (the units' ``KillSignal=``) to every process of the unit,
+which unwinds vhbackup like Ctrl-C and runs the restart below. A unit is
+marked for restart before its stop is even requested, so an interruption
+during the stop still brings it back; while the units are started again,
+SIGINT and SIGTERM are held back and re-raised afterwards; and a
+``systemctl start`` that the signal itself killed is simply repeated.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from vhbackup import proc
 from vhbackup.context import Context
 from vhbackup.errors import VhError
 
 log = logging.getLogger("vhbackup")
+
+START_ATTEMPTS = 2
 
 
 def _systemctl(*args: str) -> proc.Result:
@@ -25,24 +39,58 @@ def is_active(unit: str) -> bool:
 def stopped(ctx: Context, units: Sequence[str]) -> Iterator[None]:
     """Stop the running ones among ``units``; start exactly those again, whatever happens inside."""
     running = [u for u in units if is_active(u)]
-    stopped_units: list[str] = []
+    to_start: list[str] = []
     failed_start: list[str] = []
     try:
         for unit in running:
             log.info("stopping %s", unit)
+            to_start.append(unit)
             result = _systemctl("stop", unit)
             if result.returncode != 0:
                 raise VhError(f"could not stop {unit}: {result.stderr.strip() or proc.describe_exit(result.returncode)}")
-            stopped_units.append(unit)
         yield
     finally:
-        for unit in stopped_units:
-            log.info("starting %s again", unit)
-            result = _systemctl("start", unit)
-            if result.returncode != 0:
-                log.error("%s did not start again: %s; start it by hand: systemctl start %s",
-                          unit, result.stderr.strip() or proc.describe_exit(result.returncode), unit)
-                failed_start.append(unit)
+        if to_start:
+            with _signals_deferred():
+                failed_start = _start_again(to_start)
     if failed_start:
         raise VhError(f"{', '.join(failed_start)} did not start again after the backup; "
                       f"check 'systemctl status {failed_start[0]}'")
+
+
+def _start_again(units: Sequence[str]) -> list[str]:
+    failed = []
+    for unit in units:
+        log.info("starting %s again", unit)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            result = _systemctl("start", unit)
+            if result.returncode == 0:
+                break
+            if attempt == START_ATTEMPTS:
+                log.error("%s did not start again: %s; start it by hand: systemctl start %s",
+                          unit, result.stderr.strip() or proc.describe_exit(result.returncode), unit)
+                failed.append(unit)
+    return failed
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back inside the block; deliver them (to the old handlers) after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous: dict[int, Callable | int | None] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, lambda n, _frame: pending.append(n))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(pending):
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)

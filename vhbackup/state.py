@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from typing import Any
 
@@ -43,8 +44,65 @@ def read_json(path: str) -> Any:
         return json.load(fh)
 
 
+ACTIONS = ("backup", "prune", "verify", "drill", "restore")
+
+
 def last_run_path(state_dir: str, action: str) -> str:
     return os.path.join(state_dir, f"last-{action}.json")
+
+
+def last_success_path(state_dir: str, action: str) -> str:
+    """The newest run of ``action`` that succeeded (or, for a backup, made its snapshots but missed files)."""
+    return os.path.join(state_dir, f"last-success-{action}.json")
+
+
+def read_record(path: str) -> dict | None:
+    """A state record, or None if there is none yet; ValueError/OSError if it cannot be read."""
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return data
+
+
+def secrets_of(policy) -> list[str]:
+    """Values that must never reach a state file, a metric or a message (longest first)."""
+    found: list[str] = []
+    files = [policy.repository.password_file]
+    files += [db.password_file for db in policy.databases if db.password_file]
+    if policy.notify.email and policy.notify.email.password_file:
+        files.append(policy.notify.email.password_file)
+    for path in files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                value = fh.read().strip()
+        except OSError:
+            continue
+        if value:
+            found.append(value)
+    found += [v for v in policy.repository.env.values() if len(v) >= 4]
+    url_password = re.search(r"://[^/:@]+:([^/@]+)@", policy.repository.url)
+    if url_password:
+        found.append(url_password.group(1))
+    if policy.notify.webhook:
+        found.append(policy.notify.webhook.url)
+        found += [v for _, v in policy.notify.webhook.headers if len(v) >= 4]
+    return sorted(set(found), key=len, reverse=True)
+
+
+def redact(data: Any, secrets: list[str]) -> Any:
+    """``data`` (JSON-like) with every occurrence of a secret replaced by ``***``."""
+    if isinstance(data, str):
+        for secret in secrets:
+            data = data.replace(secret, "***")
+        return data
+    if isinstance(data, dict):
+        return {k: redact(v, secrets) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact(v, secrets) for v in data]
+    return data
 
 
 def _sizes_path(state_dir: str) -> str:

@@ -93,12 +93,12 @@ def test_top_level_keys_and_paths_are_normalised(tmp_path, pw):
         host: web01
         state_dir: /var/lib/x/
         restic_binary: /opt/restic
-        paths: [/etc//nginx/, /srv/./a]
+        paths: [/etc//nginx/, /srv/./a, //opt/b]
         """)))
     assert p.host == "web01"
     assert p.state_dir == "/var/lib/x"
     assert p.restic_binary == "/opt/restic"
-    assert p.paths == ("/etc/nginx", "/srv/a")
+    assert p.paths == ("/etc/nginx", "/srv/a", "/opt/b")
 
 
 def test_missing_policy_file(tmp_path):
@@ -119,7 +119,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path, pw):
 def test_tab_indentation_is_a_syntax_error_with_a_line(tmp_path, pw):
     path = write(tmp_path, repo(pw) + "retention:\n\tlast: 3\n")
     err = str(error_of(path))
-    assert err.startswith(f"{path}:4: YAML syntax error"), err
+    assert err.startswith(f"{path}:5: YAML syntax error"), err
 
 
 @pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", "42\n"])
@@ -227,10 +227,10 @@ def test_password_file_owned_by_another_user(tmp_path, pw):
 
 
 def test_short_password_is_a_warning(tmp_path, pw):
-    pw.write_text("short\n")
+    pw.write_text("tiny-pw\n")
     p = load_policy(write(tmp_path, repo(pw)))
-    assert len(p.warnings) == 1 and "32" in p.warnings[0]
-    assert "short" not in p.warnings[0].replace("shorter", "")
+    assert len(p.warnings) == 1 and "32" in p.warnings[0] and str(pw) in p.warnings[0]
+    assert "tiny-pw" not in p.warnings[0]
 
 
 def test_env_file_is_read(tmp_path, pw):
@@ -269,12 +269,12 @@ def test_env_file_too_open(tmp_path, pw):
     assert f"chmod 600 {env}" in err
 
 
-@pytest.mark.parametrize("name", ["'bad name'", "'../etc'", "'9lives'", "'a;rm'", "'ünï'", "''"])
+@pytest.mark.parametrize("name", ["'bad name'", "'../etc'", "'9lives'", "'a;rm'", "'ünï'", "''", "42"])
 def test_service_name_must_be_identifier(tmp_path, pw, name):
     path = write(tmp_path, repo(pw) + f"services:\n  {name}:\n    paths: [/a]\n")
     err = str(error_of(path))
-    assert err.startswith(f"{path}:5: services."), err
-    assert "identifier" in err
+    assert err.startswith(f"{path}:5: services"), err
+    assert "identifier" in err or "non-empty string" in err or "must be strings" in err
 
 
 def test_service_name_system_is_reserved(tmp_path, pw):

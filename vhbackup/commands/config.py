@@ -11,7 +11,9 @@ HELP = "check the policy and credentials (config check)"
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="config_command", metavar="check", required=True)
-    sub.add_parser("check", help="validate the policy and credentials and print a short summary")
+    check = sub.add_parser("check", help="validate the policy and credentials and print a short summary")
+    from vhbackup.cli import _global_options  # cli imports this module while building its parser
+    _global_options(check, suppress=True)
 
 
 def run(ctx: Context, args) -> int:

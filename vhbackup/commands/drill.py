@@ -1,14 +1,256 @@
-"""vhbackup drill (arrives with its issue; this module only reserves the name)."""
+"""vhbackup drill: a restore test with nothing for the admin to do.
 
-from vhbackup.errors import VhError
+It restores the newest backup run (or, with ``--service``, the newest run
+holding those services) into scratch space and checks it:
+
+- files go to ``<repository.cache_dir>/drill/<drill run id>/`` (restic
+  restore with ``--verify``, so restic reads every restored file back and
+  checks its content), then the restored tree is compared entry by entry
+  with the snapshot's own listing (``restic ls``): kind, permissions, size
+  and modification time;
+- each database dump of the run is loaded into a scratch database
+  ``<name>_vhdrill_<run suffix>`` on the same server, which must load and
+  hold tables;
+- the scratch directory and databases are removed afterwards unless
+  ``--keep``.
+
+The measured restore time (the recovery time) is recorded in the run's
+state record (``details.restore_seconds``, ``details.recovery_seconds``).
+A problem fails the drill (exit 1), which alerts like a failed backup.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+
+from vhbackup import databases, lock, outcome, prechecks, runs, treediff
+from vhbackup.commands.backup import selected_services
+from vhbackup.context import Context
+from vhbackup.errors import EXIT_OK, VhError
+from vhbackup.policy import SYSTEM_SERVICE, Policy
+from vhbackup.quantities import format_duration, format_size
+from vhbackup.restic import parse_time
 
 NAME = "drill"
-HELP = "drill (not available in this build yet)"
+HELP = "restore test: restore the latest run into scratch space, compare it, load its databases, clean up"
+
+log = logging.getLogger("vhbackup")
+
+SCRATCH_DB = "{name}_vhdrill_{run}"
+MAX_DB_NAME = 63  # PostgreSQL's limit; MariaDB allows 64
+# Go's os.FileMode bits for setuid, setgid and sticky, as restic's JSON listing gives them.
+_GO_SETUID, _GO_SETGID, _GO_STICKY = 1 << 23, 1 << 22, 1 << 20
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("rest", nargs="*")
+    parser.add_argument("--service", action="append", default=[], metavar="NAME",
+                        help="drill only this service's files and databases (repeatable)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the scratch directory and scratch databases for inspection")
 
 
-def run(ctx, args) -> int:
-    raise VhError("vhbackup drill is not available in this build yet")
+def scratch_dir(ctx: Context) -> str:
+    """Beside restic's cache: writable under the systemd sandbox (CacheDirectory=), never in the live tree."""
+    return os.path.join(ctx.policy.repository.cache_dir, "drill", ctx.run_id)
+
+
+def scratch_db_name(db_name: str, run_id: str) -> str:
+    suffix = run_id.rsplit("-", 1)[-1]
+    base = re.sub(r"[^A-Za-z0-9_]", "_", db_name)
+    room = MAX_DB_NAME - len(SCRATCH_DB.format(name="", run=suffix))
+    return SCRATCH_DB.format(name=base[:room], run=suffix)
+
+
+def _go_mode(mode: int) -> int:
+    perm = mode & 0o777
+    if mode & _GO_SETUID:
+        perm |= 0o4000
+    if mode & _GO_SETGID:
+        perm |= 0o2000
+    if mode & _GO_STICKY:
+        perm |= 0o1000
+    return perm
+
+
+def expected_tree(nodes, includes: tuple[str, ...] = ()) -> dict[str, treediff.Entry]:
+    """The snapshot's listing as treediff entries, keyed like ``treediff.describe`` of the restore target."""
+    out: dict[str, treediff.Entry] = {}
+    for node in nodes:
+        path = node.get("path") or ""
+        if includes and not any(path == inc or path.startswith(inc.rstrip("/") + "/") or
+                                inc.startswith(path.rstrip("/") + "/") for inc in includes):
+            continue
+        kind = node.get("type")
+        mtime = int(parse_time(node["mtime"]).timestamp()) if node.get("mtime") else 0
+        mode = _go_mode(int(node.get("mode") or 0))
+        if kind == "file":
+            entry = treediff.Entry("file", mode, int(node.get("size") or 0), mtime)
+        elif kind == "dir":
+            entry = treediff.Entry("dir", mode, 0, mtime)
+        elif kind == "symlink":
+            entry = treediff.Entry("symlink", 0, 0, mtime)
+        else:
+            entry = treediff.Entry("other", mode, 0, mtime)
+        out[path.lstrip("/")] = entry
+    return out
+
+
+def includes_for(policy: Policy, run: runs.Run, services: tuple[str, ...]) -> tuple[str, ...]:
+    """restic --include paths for ``services``; empty when the run holds nothing else."""
+    if set(run.services) <= set(services):
+        return ()
+    paths: list[str] = []
+    for name in services:
+        paths.extend(policy.paths if name == SYSTEM_SERVICE else policy.service(name).paths)
+    return tuple(dict.fromkeys(paths))
+
+
+def _compare_ancestors_loosely(expected: dict[str, treediff.Entry], actual: dict[str, treediff.Entry],
+                               includes: tuple[str, ...]) -> None:
+    """With --include, restic recreates the parents of the included paths without their metadata."""
+    for inc in includes:
+        parent = os.path.dirname(inc.rstrip("/")).lstrip("/")
+        while parent:
+            for tree in (expected, actual):
+                if parent in tree:
+                    tree[parent] = treediff.Entry("dir", 0, 0, 0)
+            parent = os.path.dirname(parent)
+
+
+def run(ctx: Context, args) -> int:
+    policy = ctx.policy
+    names = selected_services(policy, args.service)
+    with lock.held(policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:
+        all_runs = runs.group(ctx.restic.snapshots())
+        if not all_runs:
+            raise VhError("no backup run to drill yet; make one with 'vhbackup backup'")
+        if names:
+            services = tuple(n for n in names if policy.service(n).paths)
+            dbs = tuple(db for n in names for db in policy.service(n).databases)
+            chosen = runs.latest(all_runs, services, dbs)
+        else:
+            chosen = all_runs[0]
+            services = chosen.services
+            dbs = chosen.databases
+        known = {db.name for db in policy.databases}
+        for name in dbs:
+            if name not in known:
+                log.warning("run %s holds database %s, which the policy no longer defines; not drilled",
+                            chosen.id, name)
+        dbs = tuple(d for d in dbs if d in known)
+        record.services, record.databases = list(services), list(dbs)
+        record.snapshot_ids = [s.id for s in chosen.snapshots
+                               if (s.tag_value("db") in dbs) or (not s.tag_value("db") and services)]
+        record.details["drilled_run"] = chosen.id
+        record.details["drilled_run_time"] = chosen.time.astimezone().isoformat(timespec="seconds")
+        log.info("drilling run %s (%s): %s", chosen.id, f"{chosen.time.astimezone():%Y-%m-%d %H:%M:%S}",
+                 ", ".join([*(f"files of {s}" for s in services), *(f"database {d}" for d in dbs)]) or "nothing")
+        problems: list[str] = []
+        recovery = 0.0
+        if services and chosen.files is not None:
+            problems += _drill_files(ctx, chosen, services, args.keep, record)
+            recovery += record.details.get("restore_seconds", 0.0)
+        for name in dbs:
+            db_problems, seconds = _drill_database(ctx, chosen, name, args.keep, record)
+            problems += db_problems
+            recovery += seconds
+        record.details["recovery_seconds"] = round(recovery, 2)
+        for problem in problems:
+            log.error("drill: %s", problem)
+        if problems:
+            more = f" (and {len(problems) - 1} more, see the log)" if len(problems) > 1 else ""
+            raise VhError(f"drill of run {chosen.id} found {len(problems)} problem(s): {problems[0]}{more}")
+        log.info("drill of run %s passed: restored in %s", chosen.id, format_duration(recovery))
+    return EXIT_OK
+
+
+def _drill_files(ctx: Context, chosen: runs.Run, services: tuple[str, ...], keep: bool,
+                 record: outcome.Record) -> list[str]:
+    policy = ctx.policy
+    includes = includes_for(policy, chosen, services)
+    nodes = list(ctx.restic.ls(chosen.files.id))
+    expected = expected_tree(nodes, includes)
+    need = sum(e.size for e in expected.values())
+    target = scratch_dir(ctx)
+    free = prechecks.free_bytes(target)
+    if need + policy.checks.min_free_space > free:
+        raise VhError(f"the drill needs {format_size(need)} in {os.path.dirname(target)} but only {format_size(free)} "
+                      f"is free (keeping checks.min_free_space {format_size(policy.checks.min_free_space)}); "
+                      f"free space there, or drill part of it with --service NAME")
+    problems: list[str] = []
+    os.makedirs(target, mode=0o700)
+    try:
+        started = time.monotonic()
+        ctx.restic.restore(chosen.files.id, target, includes, verify=True)
+        seconds = time.monotonic() - started
+        record.details["restore_seconds"] = round(seconds, 2)
+        actual = treediff.describe(target, content=False)
+        if includes:
+            _compare_ancestors_loosely(expected, actual, includes)
+        differences = treediff.differences(expected, actual)
+        record.details["files_compared"] = len(expected)
+        record.details["restored_bytes"] = need
+        problems += [f"files of run {chosen.id}: {d}" for d in differences[:20]]
+        if len(differences) > 20:
+            problems.append(f"files of run {chosen.id}: {len(differences) - 20} more differences")
+        log.info("restored %d entries (%s) of %s to %s in %s; %s", len(expected), format_size(need),
+                 ", ".join(s if s != SYSTEM_SERVICE else "top-level paths" for s in services), target,
+                 format_duration(seconds), "all match the snapshot" if not differences else
+                 f"{len(differences)} difference(s)")
+    except VhError as exc:
+        problems.append(f"restoring the files of run {chosen.id} failed: {exc}")
+    finally:
+        if keep:
+            record.details["kept_directory"] = target
+            log.info("kept the restored files in %s (--keep); remove it when done: rm -rf %s", target, target)
+        else:
+            _remove(target, problems)
+    return problems
+
+
+def _remove(target: str, problems: list[str]) -> None:
+    try:
+        shutil.rmtree(target)
+    except OSError as exc:
+        problems.append(f"could not remove the scratch directory {target}: {exc.strerror}")
+        return
+    try:
+        os.rmdir(os.path.dirname(target))
+    except OSError:
+        pass
+
+
+def _drill_database(ctx: Context, chosen: runs.Run, name: str, keep: bool,
+                    record: outcome.Record) -> tuple[list[str], float]:
+    """Load one dump into its scratch database; (problems, seconds it took)."""
+    db = ctx.policy.database(name)
+    snapshot = chosen.database(name)
+    scratch = scratch_db_name(name, chosen.id)
+    facts = record.details.setdefault("databases", {}).setdefault(name, {"scratch": scratch})
+    started = time.monotonic()
+    try:
+        tables = databases.scratch_restore(ctx, snapshot, db, scratch)
+    except VhError as exc:
+        # scratch_restore removes what a failed load created, and nothing else: no drop here
+        facts["restore_seconds"] = round(time.monotonic() - started, 2)
+        return [f"database {name}: loading the dump of run {chosen.id} into {scratch} failed: {exc}"], \
+            facts["restore_seconds"]
+    seconds = time.monotonic() - started
+    facts.update(tables=tables, restore_seconds=round(seconds, 2))
+    problems = []
+    if tables < 1:
+        problems.append(f"database {name}: the dump of run {chosen.id} loaded into {scratch} but holds no tables")
+    log.info("database %s: dump of %s loaded into %s (%d tables) in %s", name,
+             f"{snapshot.time.astimezone():%Y-%m-%d %H:%M}", scratch, tables, format_duration(seconds))
+    if keep:
+        log.info("kept the scratch database %s (--keep); drop it when done", scratch)
+    else:
+        try:
+            databases.drop_scratch(ctx, db, scratch)
+        except VhError as exc:
+            problems.append(f"could not drop the scratch database {scratch}: {exc}")
+    return problems, seconds

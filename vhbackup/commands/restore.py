@@ -44,11 +44,15 @@ def add_arguments(parser) -> None:
 
 
 def run(ctx: Context, args) -> int:
-    all_runs = runs.group(ctx.restic.snapshots())
     if args.list:
-        print_runs(ctx.policy, all_runs, as_json=args.json)
+        print_runs(ctx.policy, runs.group(ctx.restic.snapshots()), as_json=args.json)
         return EXIT_OK
+    if args.json:
+        raise UsageError("--json goes with --list")
+    if args.snapshot:
+        runs.validate_ref(args.snapshot)
     services, dbs = _requested(ctx.policy, args)
+    all_runs = runs.group(ctx.restic.snapshots())
     if args.snapshot:
         chosen = runs.find(all_runs, args.snapshot)
         if not (args.service or args.database):
@@ -66,6 +70,8 @@ def run(ctx: Context, args) -> int:
         return EXIT_OK
     if target is None and services:
         _confirm_in_place(ctx, args)
+    if dbs:
+        databases.plan_restore(ctx, chosen, [ctx.policy.database(d) for d in dbs], args)
     units = tuple(u for name in services if name != SYSTEM_SERVICE
                   for u in ctx.policy.service(name).units if ctx.policy.service(name).stop)
     with lock.held(ctx.policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:

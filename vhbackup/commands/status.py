@@ -1,14 +1,33 @@
-"""vhbackup status (arrives with its issue; this module only reserves the name)."""
+"""vhbackup status: the health check for admins and monitoring (Nagios/Icinga plugin conventions).
 
-from vhbackup.errors import VhError
+It reads only the state records in ``state_dir`` (see ``vhbackup.health``),
+so it needs no repository access, no password and no restic, and answers at
+once. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import json
+
+from vhbackup import health
+from vhbackup.context import Context
 
 NAME = "status"
-HELP = "status (not available in this build yet)"
+HELP = "print whether the backups are healthy (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("rest", nargs="*")
+    parser.add_argument("--json", action="store_true", help="print the facts as a JSON object")
 
 
-def run(ctx, args) -> int:
-    raise VhError("vhbackup status is not available in this build yet")
+def run(ctx: Context, args) -> int:
+    try:
+        result = health.evaluate(ctx.policy)
+    except Exception as exc:  # a monitoring plugin must answer UNKNOWN, not crash
+        result = health.Health(health.UNKNOWN, health.CODES[health.UNKNOWN],
+                               f"UNKNOWN: cannot evaluate the backup state: {type(exc).__name__}: {exc}")
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2, sort_keys=True, default=str))
+    else:
+        print(result.summary)
+    return result.code

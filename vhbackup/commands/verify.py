@@ -1,14 +1,265 @@
-"""vhbackup verify (arrives with its issue; this module only reserves the name)."""
+"""vhbackup verify: check the repository, or one backup's content, and write a report.
 
-from vhbackup.errors import VhError
+Default: ``restic check`` of the structure plus a slice of the data,
+``--read-data-subset n/t`` with t = round(100 / verify.read_data_subset) and
+n rotating by calendar day, so every pack is read once every t days.
+``--quick`` checks the structure only, ``--full`` reads all data.
+``--snapshot ID`` checks content instead: a files snapshot is restored to a
+scratch directory and compared with the snapshot's own listing (type, size,
+mode, mtime); a database snapshot is streamed with ``restic dump`` and its
+size compared. The report (Jinja2 template ``verify-report.txt.j2``) goes to
+the log and to ``state_dir/reports/verify-<run>.txt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from vhbackup import lock, outcome, proc, runs, treediff
+from vhbackup.context import Context
+from vhbackup.errors import EXIT_OK, VhError
+from vhbackup.quantities import format_duration, format_size
+from vhbackup.restic import Snapshot, display_url, parse_time
 
 NAME = "verify"
-HELP = "verify (not available in this build yet)"
+HELP = "check the repository for damage (or one backup's content) and write a report"
+
+log = logging.getLogger("vhbackup")
+
+KEEP_REPORTS = 100
+
+_CHECK_NOISE = ("using temporary cache", "create exclusive lock", "create shared lock", "load indexes",
+                "check all packs", "check snapshots, trees and blobs", "read all data", "read group #",
+                "no errors were found", "check successful", "[")
+
+# Go's os.FileMode keeps setuid/setgid/sticky in high bits, not in the Unix positions.
+_GO_SETUID, _GO_SETGID, _GO_STICKY = 1 << 23, 1 << 22, 1 << 20
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("rest", nargs="*")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="check the structure only (no data is read)")
+    mode.add_argument("--full", action="store_true", help="read and check all data (slow, downloads everything)")
+    mode.add_argument("--snapshot", metavar="ID",
+                      help="check this run's (or snapshot's) content by restoring it to scratch and comparing")
 
 
-def run(ctx, args) -> int:
-    raise VhError("vhbackup verify is not available in this build yet")
+@dataclass
+class SnapshotCheck:
+    id: str
+    kind: str  # files | database
+    what: str
+    entries: int = 0
+    bytes: int = 0
+    differences: list[str] = field(default_factory=list)
+
+
+def subset(percent: float, today: date | None = None) -> str:
+    """The day's slice ``n/t``: over t consecutive days every pack is read once."""
+    total = max(1, round(100 / percent))
+    day = (today or date.today()).toordinal()
+    return f"{day % total + 1}/{total}"
+
+
+def check_args(ctx: Context, args) -> tuple[list[str], str]:
+    if args.quick:
+        return [], "structure only (--quick)"
+    if args.full:
+        return ["--read-data"], "structure and all data (--full)"
+    percent = ctx.policy.verify.read_data_subset
+    if percent >= 100:
+        return ["--read-data"], "structure and all data (verify.read_data_subset is 100%)"
+    part = subset(percent)
+    return ["--read-data-subset", part], (f"structure and data slice {part} "
+                                          f"(verify.read_data_subset {percent:g}%, rotating daily)")
+
+
+def findings(output: str) -> list[str]:
+    """The lines of ``restic check`` output that report something, without progress and chatter."""
+    out = []
+    for line in output.splitlines():
+        text = line.strip()
+        if text and not text.lower().startswith(_CHECK_NOISE):
+            out.append(text)
+    return out
+
+
+def _damage(lines: list[str]) -> str:
+    for line in lines:
+        if not line.startswith("Fatal:"):
+            return line
+    return lines[0] if lines else "restic check reported errors without details"
+
+
+# --- content checks ----------------------------------------------------------------
+
+def _unix_mode(go_mode: int) -> int:
+    mode = go_mode & 0o777
+    if go_mode & _GO_SETUID:
+        mode |= stat.S_ISUID
+    if go_mode & _GO_SETGID:
+        mode |= stat.S_ISGID
+    if go_mode & _GO_STICKY:
+        mode |= stat.S_ISVTX
+    return mode
+
+
+def expected_tree(nodes: list[dict]) -> dict[str, treediff.Entry]:
+    """The snapshot's listing in ``treediff`` terms, keyed by path relative to the restore target."""
+    out = {}
+    for node in nodes:
+        rel = node["path"].lstrip("/")
+        mtime = int(parse_time(node["mtime"]).timestamp()) if node.get("mtime") else 0
+        kind = node.get("type")
+        if kind == "file":
+            out[rel] = treediff.Entry("file", _unix_mode(node.get("mode", 0)), node.get("size", 0), mtime)
+        elif kind == "dir":
+            out[rel] = treediff.Entry("dir", _unix_mode(node.get("mode", 0)), 0, mtime)
+        elif kind == "symlink":
+            out[rel] = treediff.Entry("symlink", 0, 0, mtime, target=node.get("linktarget"))
+        else:
+            out[rel] = treediff.Entry("other", _unix_mode(node.get("mode", 0)), 0, mtime)
+    return out
+
+
+def check_files(ctx: Context, snap: Snapshot) -> SnapshotCheck:
+    result = SnapshotCheck(snap.id, "files", ", ".join(snap.paths))
+    nodes = list(ctx.restic.ls(snap.id))
+    scratch_root = os.path.join(ctx.policy.repository.cache_dir, "scratch")
+    os.makedirs(scratch_root, mode=0o700, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=f"verify-{ctx.run_id}-", dir=scratch_root)
+    try:
+        ctx.restic.restore(snap.id, scratch)
+        actual = treediff.describe(scratch, content=False)
+        expected = expected_tree(nodes)
+        result.differences = treediff.differences(expected, actual)
+        result.entries = len(expected)
+        result.bytes = sum(e.size for e in actual.values() if e.kind == "file")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def check_database(ctx: Context, snap: Snapshot) -> SnapshotCheck:
+    """Stream each dump file of the snapshot and compare its length with the listing."""
+    result = SnapshotCheck(snap.id, "database", snap.tag_value("db") or "?")
+    for node in ctx.restic.ls(snap.id):
+        if node.get("type") != "file":
+            continue
+        process = ctx.restic.dump(snap.id, node["path"], proc.PIPE)
+        drain, tail = proc.drain_in_thread(process.stderr)
+        digest, count = hashlib.sha256(), 0
+        try:
+            for block in iter(lambda: process.stdout.read(1 << 20), b""):
+                count += len(block)
+                digest.update(block)
+            process.wait()
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            drain.join(timeout=5)
+        ctx.restic.check_dump(process, "\n".join(tail))
+        result.entries += 1
+        result.bytes += count
+        if count != node.get("size", 0):
+            result.differences.append(f"size differs for {node['path']!r}: listed {node.get('size', 0)}, "
+                                      f"dump gave {count} bytes")
+        elif count == 0:
+            result.differences.append(f"{node['path']!r} is empty: the dump holds no data")
+    if result.entries == 0:
+        result.differences.append("the snapshot holds no dump file")
+    return result
+
+
+def _check_snapshot(ctx: Context, snap: Snapshot) -> SnapshotCheck:
+    """A restic failure while reading the snapshot back is a finding for the report, not a crash."""
+    try:
+        return check_database(ctx, snap) if snap.tag_value("db") else check_files(ctx, snap)
+    except VhError as exc:
+        kind = "database" if snap.tag_value("db") else "files"
+        what = snap.tag_value("db") or ", ".join(snap.paths)
+        return SnapshotCheck(snap.id, kind, what, differences=[f"cannot read it back: {exc}"])
+
+
+def _chosen_snapshots(ctx: Context, ref: str) -> tuple[runs.Run, list[Snapshot]]:
+    run = runs.find(runs.group(ctx.restic.snapshots()), ref)
+    if ref == run.id:
+        return run, list(run.snapshots)
+    return run, [s for s in run.snapshots if s.id.startswith(ref.lower())]
+
+
+# --- the report ----------------------------------------------------------------------
+
+def render(values: dict) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).resolve().parent.parent / "templates")),
+        autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        trim_blocks=True, lstrip_blocks=True)
+    env.filters["size"] = format_size
+    env.filters["duration"] = format_duration
+    return env.get_template("verify-report.txt.j2").render(values)
+
+
+def write_report(ctx: Context, text: str) -> str:
+    directory = os.path.join(ctx.policy.state_dir, "reports")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, f"verify-{ctx.run_id}.txt")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.rename(tmp, path)
+    old = sorted(f for f in os.listdir(directory) if f.startswith("verify-") and f.endswith(".txt"))
+    for name in old[:-KEEP_REPORTS]:
+        os.unlink(os.path.join(directory, name))
+    return path
+
+
+def run(ctx: Context, args) -> int:
+    with lock.held(ctx.policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:
+        clock = time.monotonic()
+        values = {"host": ctx.policy.host, "run_id": ctx.run_id,
+                  "started": datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+                  "repository": display_url(ctx.policy.repository.url),
+                  "restic_version": str(ctx.restic.version), "checks": [], "findings": [], "notes": []}
+        if args.snapshot:
+            run_, snaps = _chosen_snapshots(ctx, runs.validate_ref(args.snapshot))
+            values["mode"] = f"content of run {run_.id} ({run_.time.astimezone():%Y-%m-%d %H:%M:%S})"
+            checks = [_check_snapshot(ctx, s) for s in snaps]
+            values["checks"] = checks
+            problems = [f"snapshot {c.id[:8]} ({c.what}): {d}" for c in checks for d in c.differences]
+            record.snapshot_ids = [s.id for s in snaps]
+            record.details["run"] = run_.id
+        else:
+            extra, values["mode"] = check_args(ctx, args)
+            result = ctx.restic.check(*extra)
+            output = "\n".join(part for part in (result.stdout, result.stderr) if part)
+            values["notes"] = [ln.strip() for ln in output.splitlines() if ln.strip().startswith("read group")]
+            problems = findings(output) if result.returncode != 0 else []
+            if result.returncode != 0 and not problems:
+                problems = ["restic check failed without naming the damage; run it with -v"]
+        values["findings"] = problems
+        values["ok"] = not problems
+        values["duration"] = time.monotonic() - clock
+        text = render(values)
+        path = write_report(ctx, text)
+        record.details.update(mode=values["mode"], report=path, errors_found=len(problems))
+        log.info("%s", text.rstrip("\n"))
+        if problems:
+            raise VhError(f"verify found damage: {_damage(problems)}; full report: {path}")
+        log.info("verify passed: %s; report: %s", values["mode"], path)
+    return EXIT_OK

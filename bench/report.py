@@ -1,0 +1,259 @@
+"""docs/benchmarks.md from the collected samples: machine, method, targets with verdicts, one table per scenario."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bench.measure import Stat, stat
+from bench.results import Scenario
+from bench.setup import World
+
+MiB = 2 ** 20
+VH = "vhbackup backup"
+BARE = "bare restic backup"
+VH_DB = "vhbackup backup --databases-only"
+SCRIPT = "script: dump > file && restic backup file && rm"
+PIPE = "bare pipe: dump | restic backup --stdin"
+FLOOR_DUMP = "floor: dump > /dev/null"
+FLOOR_RESTIC = "floor: restic backup of the finished dump"
+BASELINES = {"first": BARE, "nochange": BARE, "changed": BARE, "restore_files": "bare restic restore",
+             "db_pg": SCRIPT, "db_my": SCRIPT, "restore_db": "bare restic dump | pg_restore",
+             "latency": "restic version", "fixed": None}
+SCRATCH_ALLOWANCE = 256 * 1024
+
+
+def fmt(st: Stat | None, scale: float = 1.0, digits: int = 2) -> str:
+    if st is None:
+        return "–"
+    return f"{st.median / scale:.{digits}f} ({st.low / scale:.{digits}f}–{st.high / scale:.{digits}f})"
+
+
+def fmt_bytes(st: Stat | None) -> str:
+    if st is None:
+        return "–"
+    if st.high < 1 << 20:
+        return f"{st.median / 1024:.0f} KiB ({st.low / 1024:.0f}–{st.high / 1024:.0f})"
+    return fmt(st, MiB, 1) + " MiB"
+
+
+def ratio(scen: Scenario | None, a: str, b: str, metric: str = "wall") -> float | None:
+    if scen is None:
+        return None
+    x, y = scen.median(a, metric), scen.median(b, metric)
+    return x / y if x is not None and y else None
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def scenario_table(scen: Scenario) -> list[str]:
+    base = BASELINES.get(scen.key)
+    latency = scen.key in ("latency", "fixed")
+    unit, scale, digits = ("ms", 1e-3, 0) if latency else ("s", 1.0, 2)
+    head = (f"| contender | wall {unit} | CPU {unit} (user+sys, whole tree) | own peak RSS MiB | own CPU {unit} "
+            f"| peak RSS of tree MiB | scratch bytes |" + (f" wall / {base} |" if base else ""))
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for label in scen.order:
+        if label in scen.errors:
+            lines.append(f"| {cell(label)} | FAILED: {cell(scen.errors[label][:300])} |"
+                         + " |" * (head.count("|") - 3))
+            continue
+        samples = scen.samples.get(label, [])
+        own = stat([s.own_rss for s in samples])
+        r = ratio(scen, label, base) if base and label != base else None
+        lines.append(
+            f"| {cell(label)} | {fmt(stat([s.wall for s in samples]), scale, digits)} "
+            f"| {fmt(stat([s.cpu for s in samples]), scale, digits)} "
+            f"| {fmt(own, MiB, 1) if own else '–'} "
+            f"| {fmt(stat([s.own_cpu for s in samples]), scale, digits)} "
+            f"| {fmt(stat([s.tree_rss for s in samples]), MiB, 0)} "
+            f"| {fmt_bytes(stat([s.scratch for s in samples]))} |"
+            + (f" {r:.2f} |" if r is not None else (" baseline |" if label == base else " – |") if base else ""))
+    peaks = stat([s.extra.get("file_peak") for label in scen.order for s in scen.samples.get(label, [])])
+    if peaks:
+        lines += ["", f"Peak size of the script's dump file (the scratch space it needs): {fmt_bytes(peaks)}."]
+    return lines
+
+
+def fixed_cost_text(results: dict[str, Scenario]) -> tuple[str, float | None]:
+    fixed = results.get("fixed")
+    if not fixed:
+        return "", None
+    parts, total = [], 0.0
+    for label in fixed.order:
+        m = fixed.median(label)
+        if m is not None:
+            parts.append(f"{label} {m * 1000:.0f} ms")
+            total += m
+    return "; ".join(parts), total
+
+
+def overhead_cause(results: dict[str, Scenario], key: str, a: str, b: str) -> str:
+    scen = results.get(key)
+    if not scen or scen.median(a) is None or scen.median(b) is None:
+        return "not measured"
+    extra = scen.median(a) - scen.median(b)
+    parts, total = fixed_cost_text(results)
+    own = scen.median(a, "own_cpu")
+    text = (f"vhbackup takes {extra * 1000:.0f} ms more than `{b}` per run. The calls a run makes besides "
+            f"the backup itself, timed alone: {parts} (sum {total * 1000:.0f} ms); vhbackup's own Python CPU "
+            f"in the run: {own * 1000:.0f} ms." if parts and own is not None else
+            f"vhbackup takes {extra * 1000:.0f} ms more per run.")
+    nv = results.get("nochange")
+    if key == "nochange" and nv and nv.median("vhbackup backup --no-verify") is not None:
+        text += (f" Without the verification call (`--no-verify`) the ratio is "
+                 f"{ratio(nv, 'vhbackup backup --no-verify', BARE):.2f}.")
+    return text
+
+
+def targets(results: dict[str, Scenario], imports: list[tuple[str, int]]) -> list[tuple[str, str, str, str, str]]:
+    rows = []
+
+    def add(name: str, limit: str, value: float | None, ok: bool | None, shown: str, cause: str = "") -> None:
+        if value is None:
+            rows.append((name, limit, "not measured", "**not measured**", cause))
+            return
+        rows.append((name, limit, shown, "met" if ok else "**missed**", "" if ok else cause))
+
+    r = ratio(results.get("first"), VH, BARE)
+    add("first backup: vhbackup / bare restic", "≤ 1.05", r, r is not None and r <= 1.05, f"{r:.2f}" if r else "",
+        overhead_cause(results, "first", VH, BARE))
+    r = ratio(results.get("nochange"), VH, BARE)
+    add("no-change backup (10 services): vhbackup / bare restic", "≤ 1.25", r, r is not None and r <= 1.25,
+        f"{r:.2f}" if r else "", overhead_cause(results, "nochange", VH, BARE))
+    for key, engine in (("db_pg", "PostgreSQL"), ("db_my", "MariaDB")):
+        scen = results.get(key)
+        r = ratio(scen, VH_DB, SCRIPT)
+        add(f"{engine} backup: vhbackup / dump-then-backup script", "≤ 0.90", r, r is not None and r <= 0.9,
+            f"{r:.2f}" if r else "", overhead_cause(results, key, VH_DB, PIPE))
+        floor = None
+        if scen and scen.median(FLOOR_DUMP) and scen.median(FLOOR_RESTIC):
+            floor = max(scen.median(FLOOR_DUMP), scen.median(FLOOR_RESTIC))
+        r = scen.median(VH_DB) / floor if scen and floor and scen.median(VH_DB) else None
+        add(f"{engine} backup: vhbackup / max(dump alone, restic of the finished dump)", "≤ 1.15", r,
+            r is not None and r <= 1.15, f"{r:.2f}" if r else "", overhead_cause(results, key, VH_DB, PIPE))
+        s = scen.stat(VH_DB, "scratch") if scen else None
+        add(f"{engine} backup: vhbackup scratch bytes", "0 dump bytes on disk (≤ 256 KiB: state files)", s.high if s else None,
+            s is not None and s.high <= SCRATCH_ALLOWANCE, f"{s.high / 1024:.0f} KiB (max)" if s else "",
+            "bytes written by non-restic processes exceed the state files' size")
+    own_max, who = None, ""
+    for scen in results.values():
+        for label, samples in scen.samples.items():
+            if label.startswith("vhbackup"):
+                for s in samples:
+                    if s.own_rss and (own_max is None or s.own_rss > own_max):
+                        own_max, who = s.own_rss, f"{scen.key}: {label}"
+    add("vhbackup's own peak RSS (largest over every vhbackup run)", "≤ 60 MiB", own_max,
+        own_max is not None and own_max <= 60 * MiB, f"{own_max / MiB:.1f} MiB ({who})" if own_max else "",
+        "see the RSS table")
+    rss = results.get("rss")
+    if rss and len([k for k in rss.order if k not in rss.errors]) == 2:
+        small, big = rss.order
+        r = rss.median(big, "own_rss") / rss.median(small, "own_rss")
+        add("vhbackup's own peak RSS flat against dump size (big / small)", "≤ 1.10", r, r <= 1.10,
+            f"{r:.2f} ({small.split(': ')[1]} → {big.split(': ')[1]})", "")
+    else:
+        add("vhbackup's own peak RSS flat against dump size (big / small)", "≤ 1.10", None, None, "",
+            "; ".join(rss.errors.values()) if rss else "")
+    lat = results.get("latency")
+    m = lat.median("vhbackup status") if lat else None
+    startup = lat.median("python3 -c pass") if lat else None
+    top = ", ".join(f"{name} {us / 1000:.0f} ms" for name, us in imports[:5])
+    add("`vhbackup status` median", "< 150 ms", m, m is not None and m < 0.150, f"{m * 1000:.0f} ms" if m else "",
+        f"Python start-up alone is {startup * 1000:.0f} ms; slowest imports (cumulative, -X importtime): {top}"
+        if startup else "")
+    return rows
+
+
+def growth_table(scen: Scenario) -> list[str]:
+    rows = next((n for n in scen.notes if isinstance(n, dict)), None)
+    if not rows:
+        return [f"FAILED: {'; '.join(scen.errors.values())}"]
+    vh_fmt = next((n for n in scen.notes if isinstance(n, str) and n.startswith("vhbackup's format")), "")
+    lines = ["| format | dump size MiB | repository after 1st backup MiB | growth on 2nd backup MiB "
+             "| growth / dump | 1st backup wall s (n=1) | 2nd backup wall s (n=1) |",
+             "|---|---|---|---|---|---|---|"]
+    for label, r in rows.items():
+        if label in scen.errors:
+            lines.append(f"| {cell(label)} | FAILED: {cell(scen.errors[label][:300])} | | | | | |")
+            continue
+        growth = r["second_size"] - r["first_size"]
+        mark = " (vhbackup's default)" if vh_fmt.endswith(label) else ""
+        lines.append(f"| {label}{mark} | {r['dump'] / MiB:.1f} | {r['first_size'] / MiB:.1f} | {growth / MiB:.2f} "
+                     f"| {growth / r['dump']:.1%} | {r['first_wall']:.2f} | {r['second_wall']:.2f} |")
+    return lines
+
+
+def render(world: World, info: dict, datasets_info: dict, results: dict[str, Scenario],
+           imports: list[tuple[str, int]], elapsed: float) -> str:
+    sc = world.scale
+    out = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` (`SCALE={sc.name}`) on {world.started:%Y-%m-%d %H:%M} UTC in "
+        f"{elapsed / 60:.1f} minutes; do not edit by hand, run `make bench` again. `SCALE=large` gives the "
+        "full sizes of issue 6 (20,000 files / 1 GiB, 100 MiB → 2 GiB dumps); the default `small` scale "
+        "finishes in minutes on 2 cores and uses smaller sizes, stated below.",
+        "",
+        "## Machine and versions",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in info.items()),
+        "",
+        "## Data (generated from the seed)",
+        "",
+        *(f"- {k}: {v}" for k, v in datasets_info.items()),
+        f"- RSS flatness: pgbench scales {sc.rss_scales[0]} and {sc.rss_scales[1]}"
+        + (" (the small scale stands in for the 100 MiB → 2 GiB of the large one)" if sc.name != "large" else ""),
+        f"- runs per contender: {sc.runs} (latency: {sc.latency_runs})",
+        "",
+        "## Method",
+        "",
+        "- Every figure is the **median (min–max)** of the runs; ratios are ratios of medians from this one run.",
+        "- Contenders alternate A B C, C B A, … within each scenario, so drift in machine load hits them alike.",
+        "- **wall**: spawn to exit of the whole process. **CPU**: user+sys of the process and every descendant "
+        "it waited for (`os.wait4`), i.e. vhbackup + restic + pg_dump together.",
+        "- **own peak RSS / own CPU**: the vhbackup (or borgmatic) Python process alone, apart from restic, borg "
+        "and the dump tools: `bench/rsshook/sitecustomize.py`, put on `PYTHONPATH` for those runs only, writes "
+        "`getrusage(RUSAGE_SELF)` at exit. **peak RSS of tree**: the largest single process in the tree "
+        "(`wait4`'s `ru_maxrss`), usually restic.",
+        "- **scratch bytes**: bytes written to storage outside the repository: the sum of `write_bytes` "
+        "(`/proc/PID/io`) of every process in the tree that is not restic or borg, sampled every 20 ms. For "
+        "the script that is its dump file; for vhbackup it is its state files (a few KiB, page-rounded). "
+        "restic's own cache writes are left out on both sides.",
+        "- Bare restic gets the same argv as vhbackup's `restic backup` (`--json`, `--host`, the same tags) "
+        "and the same environment (`RESTIC_PROGRESS_FPS=1`, its own cache dir), with output to /dev/null.",
+        "- A vhbackup backup run is one `restic backup` for every path of every service, plus `restic version` "
+        "(version detection), `restic cat config` before it (does the repository open?) and `restic snapshots "
+        "--tag run:ID` after it (verification). Each restic call that opens the repository pays restic's "
+        "key derivation (scrypt, calibrated by `restic init` to about 0.5 s), so these fixed costs are the "
+        "floor of vhbackup's overhead; the table \"per-run fixed costs\" times each alone.",
+        "- borgmatic runs `borgmatic create` only (not its default prune/compact/check), with borg "
+        "`repokey` encryption (AES-256-CTR + HMAC-SHA256; restic: AES-256-CTR + Poly1305) and `zstd,3` "
+        "compression (restic's `auto` is zstd at its default level). **borgmatic against vhbackup is engine "
+        "against engine (borg against restic) as much as wrapper against wrapper**: the difference is mostly "
+        "borg's and restic's, not the wrappers'.",
+        "",
+        "## Targets",
+        "",
+        "| target | limit | measured | verdict | measured cause of a miss |",
+        "|---|---|---|---|---|",
+        *(f"| {cell(a)} | {b} | {c} | {d} | {cell(e)} |" for a, b, c, d, e in targets(results, imports)),
+        "",
+        "## Results",
+        "",
+    ]
+    for key in ("first", "nochange", "changed", "db_pg", "db_my", "rss", "growth", "restore_files",
+                "restore_db", "latency", "fixed"):
+        scen = results.get(key)
+        if scen is None:
+            continue
+        out += [f"### {scen.title}", "", scen.what, ""]
+        out += growth_table(scen) if key == "growth" else scenario_table(scen)
+        if key == "latency" and imports:
+            out += ["", "Slowest top-level imports of `python3 -X importtime -m vhbackup --version` (cumulative): "
+                    + ", ".join(f"`{n}` {us / 1000:.1f} ms" for n, us in imports) + "."]
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""make bench: vhbackup against bare restic, dump-then-backup scripts and borgmatic; writes docs/benchmarks.md.
+
+Environment: SCALE=tiny|small|large (default small), SEED (default 1),
+RESTIC (default /usr/bin/restic), RUNS (override the scale's run count),
+BENCH_OUT (default docs/benchmarks.md), BENCH_BORGMATIC=0 to leave borgmatic out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import datasets, report  # noqa: E402
+from bench.results import Scenario  # noqa: E402
+from bench.scenarios import Databases, Files  # noqa: E402
+from bench.setup import PYTHON, ROOT, borgmatic_binary, dump_json, machine_info, make_world  # noqa: E402
+
+
+def guarded(results: dict[str, Scenario], key: str, fn, *args) -> None:
+    """A scenario that crashes leaves its error in the report; the others still run."""
+    try:
+        fn(results, *args)
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc()
+        scen = results.setdefault(key, Scenario(key, key, ""))
+        scen.fail("(scenario)", f"{type(exc).__name__}: {exc}")
+
+
+def import_profile() -> list[tuple[str, int]]:
+    """The slowest imports of `vhbackup --version` (python -X importtime), cumulative microseconds."""
+    out = subprocess.run([PYTHON, "-X", "importtime", "-m", "vhbackup", "--version"], cwd=ROOT,
+                         capture_output=True, text=True).stderr
+    rows = []
+    for line in out.splitlines():
+        if line.startswith("import time:") and "|" in line and "cumulative" not in line:
+            _, cumulative, name = (part.strip() for part in line[len("import time:"):].split("|"))
+            if not name.startswith(" ") and "." not in name.strip():
+                rows.append((name.strip(), int(cumulative)))
+    return sorted(rows, key=lambda r: -r[1])[:8]
+
+
+def main() -> int:
+    began = time.monotonic()
+    scale = os.environ.get("SCALE", "small")
+    world = make_world(scale, int(os.environ.get("SEED", "1")), os.environ.get("RESTIC", "/usr/bin/restic"))
+    if os.environ.get("RUNS"):
+        world.scale = dataclasses.replace(world.scale, runs=int(os.environ["RUNS"]))
+    out = os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs", "benchmarks.md"))
+    # What the Debian package does at install: without it, the first runs would pay for byte-compiling.
+    subprocess.run([PYTHON, "-m", "compileall", "-q", os.path.join(ROOT, "vhbackup")], stdout=subprocess.DEVNULL)
+    borgmatic = None if os.environ.get("BENCH_BORGMATIC") == "0" else borgmatic_binary()
+    info = machine_info(world, borgmatic)
+    sc = world.scale
+    print(f"bench: scale {sc.name}, {sc.runs} runs, work dir {world.work}", flush=True)
+    tree = datasets.make_tree(world.path("data"), sc.files, sc.bytes, world.seed)
+    datasets.read_tree(tree.root)
+    pg_name = datasets.unique_name("vhbench_pg")
+    growth_name = datasets.unique_name("vhbench_growth")
+    rss_names = {s: datasets.unique_name(f"vhbench_rss{s}") for s in sc.rss_scales}
+    my_name = datasets.unique_name("vhbench_my")
+    results: dict[str, Scenario] = {}
+    datasets_info = {"tree": f"{len(tree.files)} files, {tree.total_bytes / 2**20:.0f} MiB over "
+                             f"{len(tree.services)} services (seed {world.seed})"}
+    try:
+        print("bench: creating databases", flush=True)
+        datasets.pg_create(pg_name, sc.pg_scale)
+        datasets.quiet(["createdb", *datasets.PG, "-T", pg_name, growth_name])
+        for s, name in rss_names.items():
+            datasets.pg_create(name, s)
+        datasets.my_create(my_name, sc.my_rows)
+        datasets_info["postgresql"] = (f"pgbench -i -s {sc.pg_scale} ({datasets.pg_size(pg_name) / 2**20:.0f} "
+                                       f"MiB on disk)")
+        datasets_info["mariadb"] = f"one InnoDB table of {sc.my_rows} generated rows"
+
+        files = Files(world, tree, borgmatic)
+        guarded(results, "first", lambda r: files.run_all(r))
+        if "vhbackup" in files.state:
+            guarded(results, "fixed", files.fixed_costs)
+            guarded(results, "latency", files.latency)
+        dbs = Databases(world, pg_name, my_name, borgmatic)
+        guarded(results, "db_pg", dbs.backup, "postgresql")
+        guarded(results, "db_my", dbs.backup, "mariadb")
+        guarded(results, "restore_db", dbs.restore)
+        guarded(results, "rss", dbs.rss_flat, rss_names)
+        guarded(results, "growth", dbs.growth, growth_name)
+    finally:
+        for name in (pg_name, growth_name, *rss_names.values()):
+            datasets.pg_drop(name)
+        datasets.my_drop(my_name)
+    imports = import_profile()
+    elapsed = time.monotonic() - began
+    text = report.render(world, info, datasets_info, results, imports, elapsed)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as fh:
+        fh.write(text)
+    dump_json(world.path("results.json"), {k: dataclasses.asdict(v) for k, v in results.items()})
+    print(f"bench: wrote {out} in {elapsed / 60:.1f} min (raw samples: {world.path('results.json')}, "
+          f"log: {world.log})", flush=True)
+    failed = [f"{k}: {label}" for k, v in results.items() for label in v.errors]
+    if failed:
+        print("bench: some contenders failed: " + "; ".join(failed), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

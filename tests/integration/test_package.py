@@ -1,0 +1,142 @@
+"""The Debian package: `make deb` builds it, lintian passes it, and it holds what an admin needs.
+
+Installing it into a booted Debian 12 (apt, timers, a real backup, purge) is
+the system test's job (tests/system/); this checks the built artifact.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from vhbackup import __version__
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+UNITS = sorted(p.name for p in (ROOT / "systemd").iterdir() if p.suffix in (".service", ".timer"))
+
+
+@pytest.fixture(scope="module")
+def deb() -> Path:
+    started = time.time()
+    result = subprocess.run(["make", "-s", "deb"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    path = ROOT / "build" / "deb" / f"vhbackup_{__version__}_all.deb"
+    assert result.stdout.strip().splitlines()[-1] == f"build/deb/{path.name}"
+    assert path.is_file() and path.stat().st_mtime >= started - 1, "make deb did not (re)build the package"
+    return path
+
+
+def dpkg_deb(*args: str) -> str:
+    return subprocess.run(["dpkg-deb", *args], capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def test_changelog_version_is_the_python_version():
+    first = (ROOT / "debian" / "changelog").read_text().splitlines()[0]
+    assert re.match(rf"^vhbackup \({re.escape(__version__)}\) ", first), first
+
+
+def test_build_leaves_the_checkout_clean(deb):
+    assert not (ROOT / "debian" / "vhbackup").exists()
+    assert not (ROOT / "debian" / "files").exists()
+    assert not list(ROOT.parent.glob("vhbackup_*")), "dpkg-buildpackage wrote into the checkout's parent"
+
+
+def test_lintian_has_no_errors_or_warnings(deb):
+    result = subprocess.run(["lintian", "--fail-on", "error,warning", "--no-tag-display-limit", str(deb)],
+                            capture_output=True, text=True, timeout=300)
+    tags = [line for line in result.stdout.splitlines() if re.match(r"^[EW]: ", line)]
+    assert result.returncode == 0 and tags == [], result.stdout + result.stderr
+
+
+def test_package_holds_units_man_page_completion_catalog_and_policy(deb):
+    files = {line.split()[-1].removeprefix(".") for line in dpkg_deb("-c", str(deb)).splitlines()}
+    expected = {f"/lib/systemd/system/{name}" for name in UNITS} | {
+        "/usr/bin/vhbackup",
+        "/usr/share/man/man8/vhbackup.8.gz",
+        "/usr/share/bash-completion/completions/vhbackup",
+        "/usr/lib/systemd/catalog/vhbackup.catalog",
+        "/etc/vhbackup/policy.yml",
+        "/usr/lib/python3/dist-packages/vhbackup/cli.py",
+        "/usr/share/doc/vhbackup/copyright",
+    }
+    assert expected <= files, sorted(expected - files)
+    assert "/usr/lib/python3/dist-packages/vhbackup/templates/" in files, "Jinja2 templates are package data"
+    assert not [f for f in files if f.startswith(("/etc/vhbackup/credentials", "/var/"))], "no secrets or state"
+    assert not [f for f in files if "/tests/" in f or "/bench/" in f]
+
+
+def test_policy_is_the_only_conffile_and_identical_to_the_source(deb, tmp_path):
+    dpkg_deb("-e", str(deb), str(tmp_path / "DEBIAN"))
+    assert (tmp_path / "DEBIAN" / "conffiles").read_text().split() == ["/etc/vhbackup/policy.yml"]
+    dpkg_deb("-x", str(deb), str(tmp_path / "root"))
+    assert (tmp_path / "root/etc/vhbackup/policy.yml").read_bytes() == (ROOT / "etc/vhbackup/policy.yml").read_bytes()
+
+
+def test_relations(deb):
+    fields = {name: dpkg_deb("-f", str(deb), name).strip() for name in
+              ("Depends", "Recommends", "Suggests", "Pre-Depends", "Architecture", "Package", "Version")}
+    assert (fields["Package"], fields["Version"], fields["Architecture"]) == ("vhbackup", __version__, "all")
+    depends = {d.strip().split()[0] for d in fields["Depends"].split(",")}
+    assert {"restic", "python3-yaml", "python3-jinja2", "python3-systemd", "python3-sdnotify"} <= depends
+    assert [r.strip() for r in fields["Recommends"].split(",")] == [
+        "postgresql-client", "mariadb-client | virtual-mysql-client"]
+    info = dpkg_deb("-I", str(deb))
+    assert not re.search(r"mongo", " ".join(fields.values()), re.I)
+    relation_lines = [line for line in info.splitlines()
+                      if re.match(r"^ (Pre-Depends|Depends|Recommends|Suggests|Enhances|Breaks|Conflicts):", line)]
+    assert relation_lines and not [line for line in relation_lines if "mongo" in line.lower()]
+
+
+def test_upgrades_never_start_stop_or_restart_a_service(deb, tmp_path):
+    """Only the timers are handled by the maintainer scripts; a running backup survives an upgrade."""
+    dpkg_deb("-e", str(deb), str(tmp_path))
+    scripts = {name: (tmp_path / name).read_text() for name in ("postinst", "prerm", "postrm")
+               if (tmp_path / name).exists()}
+    invoked = [line for text in scripts.values() for line in text.splitlines()
+               if re.search(r"deb-systemd-invoke|systemctl (start|stop|restart|try-restart)", line)]
+    assert invoked, "the timers are started"
+    for line in invoked:
+        assert ".service" not in line, line
+    postinst = scripts["postinst"]
+    for timer in (u for u in UNITS if u.endswith(".timer")):
+        assert f"deb-systemd-helper enable '{timer}'" in postinst
+        assert timer in " ".join(invoked)
+    code = "\n".join(line for line in postinst.splitlines() if not line.lstrip().startswith("#"))
+    assert "restic" not in code.replace("/etc/vhbackup/credentials/restic-password", ""), "postinst never runs restic"
+    assert not re.search(r"\b(curl|wget|apt-get|pip)\b", code)
+
+
+def test_purge_keeps_a_non_empty_credentials_directory(deb, tmp_path):
+    """postrm purge, run against a scratch root: state, cache and stamps go; the password stays."""
+    dpkg_deb("-e", str(deb), str(tmp_path / "DEBIAN"))
+    text = (tmp_path / "DEBIAN" / "postrm").read_text()
+    root = tmp_path / "root"
+    for directory in ("etc/vhbackup/credentials", "var/lib/vhbackup/reports", "var/cache/vhbackup/x",
+                      "var/lib/systemd/timers"):
+        (root / directory).mkdir(parents=True)
+    (root / "etc/vhbackup/credentials/restic-password").write_text("secret\n")
+    (root / "etc/vhbackup/policy.yml.dpkg-old").write_text("old\n")
+    (root / "var/lib/systemd/timers/stamp-vhbackup-backup.timer").write_text("")
+    (root / "var/lib/systemd/timers/stamp-other.timer").write_text("")
+    script = tmp_path / "postrm"
+    # the package's own purge block, with its absolute paths moved under the scratch root
+    block = re.search(r'^if \[ "\$1" = purge \]; then\n.*?^fi$', text, re.M | re.S).group(0)
+    rooted = re.sub(r"(?<=[\s\"])/(etc/vhbackup|var/)", lambda m: f"{root}/{m.group(1)}", block)
+    script.write_text(f"#!/bin/sh\nset -e\n{rooted}\n")
+    result = subprocess.run(["sh", str(script), "purge"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert not (root / "var/lib/vhbackup").exists() and not (root / "var/cache/vhbackup").exists()
+    assert not (root / "var/lib/systemd/timers/stamp-vhbackup-backup.timer").exists()
+    assert (root / "var/lib/systemd/timers/stamp-other.timer").exists()
+    assert not (root / "etc/vhbackup/policy.yml.dpkg-old").exists()
+    assert (root / "etc/vhbackup/credentials/restic-password").read_text() == "secret\n"
+    assert f"{root}/etc/vhbackup/credentials" in result.stdout and "password" in result.stdout
+
+    (root / "etc/vhbackup/credentials/restic-password").unlink()
+    result = subprocess.run(["sh", str(script), "purge"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout == ""
+    assert not (root / "etc/vhbackup").exists(), "an empty credentials directory and /etc/vhbackup are removed"

@@ -1,0 +1,166 @@
+"""A Debian 12 booted with systemd as PID 1 in a systemd-nspawn container.
+
+Each container boots an overlay of the cached root (tools/system-rootfs.sh),
+so containers never change the cache or each other. It shares the host's
+network namespace (apt inside reaches Debian's mirror; a listener on the
+host's 127.0.0.1 is reachable from inside). Commands run inside through
+``nsenter`` on the container's PID 1 with a clean environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class ContainerError(AssertionError):
+    pass
+
+
+class Container:
+    def __init__(self, image: Path, workdir: Path, name: str, binds: tuple[tuple[str, str], ...] = ()):
+        self.image = Path(image)
+        self.workdir = Path(workdir)
+        self.name = name
+        self.binds = binds
+        self.root = self.workdir / "merged"
+        self.log_path = self.workdir / "nspawn.log"
+        self.nspawn: subprocess.Popen | None = None
+        self.leader: int | None = None
+
+    # --- life cycle ---------------------------------------------------------
+
+    def boot(self, timeout: float = 120) -> None:
+        for sub in ("upper", "work", "merged"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={self.image},upperdir={self.workdir / 'upper'},workdir={self.workdir / 'work'}",
+                        str(self.root)], check=True, capture_output=True)
+        argv = ["systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
+                f"--machine={self.name}", "--hostname=vhtest"]
+        argv += [f"--bind={host}:{inside}" for host, inside in self.binds]
+        with open(self.log_path, "wb") as log:
+            self.nspawn = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+        deadline = time.monotonic() + timeout
+        self.leader = self._wait_for_leader(deadline)
+        state = ""
+        while time.monotonic() < deadline:
+            result = self.run("systemctl", "is-system-running", check=False, timeout=15)
+            state = result.stdout.strip()
+            if state in ("running", "degraded"):
+                return
+            time.sleep(0.5)
+        raise ContainerError(f"container {self.name} did not finish booting within {timeout:.0f} s "
+                             f"(is-system-running: {state!r}); console: {self.console_tail()}")
+
+    def _wait_for_leader(self, deadline: float) -> int:
+        """PID 1 of the container: the systemd child of the nspawn process."""
+        assert self.nspawn is not None
+        while time.monotonic() < deadline:
+            if self.nspawn.poll() is not None:
+                raise ContainerError(f"systemd-nspawn exited with {self.nspawn.returncode}: {self.console_tail()}")
+            for pid in _children(self.nspawn.pid):
+                try:
+                    exe = os.readlink(f"/proc/{pid}/exe")
+                except OSError:
+                    continue
+                if exe.endswith("/systemd"):
+                    return pid
+            time.sleep(0.1)
+        raise ContainerError(f"no systemd process appeared under systemd-nspawn: {self.console_tail()}")
+
+    def stop(self, timeout: float = 60) -> None:
+        if self.nspawn is not None and self.nspawn.poll() is None:
+            self.nspawn.send_signal(signal.SIGTERM)
+            try:
+                self.nspawn.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.nspawn.pid, signal.SIGKILL)
+                self.nspawn.wait(timeout=30)
+        self.nspawn = None
+        self.leader = None
+        if os.path.ismount(self.root):
+            subprocess.run(["umount", str(self.root)], check=False, capture_output=True)
+            if os.path.ismount(self.root):
+                subprocess.run(["umount", "-l", str(self.root)], check=False, capture_output=True)
+
+    def console_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no console log)"
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    # --- inside -------------------------------------------------------------
+
+    def run(self, *argv: str, check: bool = True, timeout: float = 120, input: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run argv inside the container as root, with a clean environment."""
+        if self.leader is None:
+            raise ContainerError(f"container {self.name} is not running")
+        clean = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb",
+                 "DEBIAN_FRONTEND": "noninteractive", **(env or {})}
+        full = ["nsenter", "-t", str(self.leader), "-a", "/usr/bin/env", "-i",
+                *(f"{k}={v}" for k, v in clean.items()), *argv]
+        try:
+            result = subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input,
+                                    stdin=None if input is not None else subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise ContainerError(f"in {self.name}: {shlex.join(argv)} did not finish within {timeout:.0f} s; "
+                                 f"output so far: {exc.stdout!r} {exc.stderr!r}") from None
+        if check and result.returncode != 0:
+            raise ContainerError(f"in {self.name}: {shlex.join(argv)} exited {result.returncode}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess:
+        return self.run("/bin/sh", "-ec", script, **kwargs)
+
+    def path(self, inside: str) -> Path:
+        """The host path of a file inside the container (through the overlay)."""
+        return self.root / inside.lstrip("/")
+
+    def put(self, inside: str, content: str | bytes, mode: int = 0o644) -> None:
+        target = self.path(inside)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = content.encode() if isinstance(content, str) else content
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(target, mode)
+
+    def show(self, unit: str, *props: str) -> dict[str, str]:
+        out = self.run("systemctl", "show", unit, *(f"--property={p}" for p in props)).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def wait_for(self, what: str, predicate, timeout: float, interval: float = 0.3):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise ContainerError(f"in {self.name}: timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            out.append(int(entry))
+    return out

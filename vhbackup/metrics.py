@@ -1,0 +1,111 @@
+"""Prometheus textfile metrics, rebuilt from the state records after every run.
+
+node_exporter's textfile collector reads ``policy.metrics_path`` (default
+``state_dir/vhbackup.prom``; point ``metrics_file`` at its directory). The
+file is written to a temporary name and renamed, so the collector never
+reads half a file. Only numbers and action names go in: no error text, no
+paths, no secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from vhbackup import state
+from vhbackup.policy import Policy
+
+
+
+def status_code(record: dict) -> int:
+    """0 success, 3 partial, else the failed run's exit code (never 0)."""
+    status = record.get("status")
+    if status == "success":
+        return 0
+    if status == "partial":
+        return 3
+    return record.get("exit_code") or 1
+
+_HELP = {
+    "vhbackup_last_run_status": ("gauge", "Exit code of the last run of the action: 0 success, 3 partial backup, "
+                                          "any other value failure."),
+    "vhbackup_last_run_timestamp_seconds": ("gauge", "When the last run of the action started (Unix time)."),
+    "vhbackup_last_run_duration_seconds": ("gauge", "How long the last run of the action took."),
+    "vhbackup_last_run_bytes_added": ("gauge", "Bytes the last run of the action added to the repository."),
+    "vhbackup_last_success_timestamp_seconds": ("gauge", "When the last successful run of the action finished "
+                                                         "(Unix time)."),
+    "vhbackup_free_space_bytes": ("gauge", "Free bytes on the file systems vhbackup writes to, "
+                                           "as measured by the last backup."),
+    "vhbackup_repository_size_bytes": ("gauge", "Size of the repository's data, as last measured (by prune)."),
+}
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def collect(state_dir: str) -> dict[str, list[tuple[dict, float]]]:
+    """Metric name -> [(labels, value)] from the records in ``state_dir``; unreadable records are skipped."""
+    samples: dict[str, list[tuple[dict, float]]] = {name: [] for name in _HELP}
+    size_at: tuple[float, int] | None = None
+    for action in state.ACTIONS:
+        try:
+            last = state.read_record(state.last_run_path(state_dir, action))
+            success = state.read_record(state.last_success_path(state_dir, action))
+        except (OSError, ValueError):
+            continue
+        labels = {"action": action}
+        if last:
+            samples["vhbackup_last_run_status"].append((labels, float(status_code(last))))
+            samples["vhbackup_last_run_timestamp_seconds"].append((labels, float(last.get("started", 0))))
+            samples["vhbackup_last_run_duration_seconds"].append((labels, float(last.get("duration", 0))))
+            samples["vhbackup_last_run_bytes_added"].append((labels, float(last.get("bytes_added", 0))))
+            size = (last.get("details") or {}).get("repository_size_bytes")
+            if isinstance(size, int) and (size_at is None or last.get("started", 0) > size_at[0]):
+                size_at = (last.get("started", 0), size)
+            if action == "backup":
+                for what, fs in sorted(((last.get("details") or {}).get("free_space") or {}).items()):
+                    if isinstance(fs, dict) and isinstance(fs.get("free_bytes"), int):
+                        samples["vhbackup_free_space_bytes"].append(({"filesystem": what}, float(fs["free_bytes"])))
+        if success:
+            finished = success.get("finished", success.get("started", 0) + success.get("duration", 0))
+            samples["vhbackup_last_success_timestamp_seconds"].append((labels, float(finished)))
+    if size_at is not None:
+        samples["vhbackup_repository_size_bytes"].append(({}, float(size_at[1])))
+    return samples
+
+
+def render(samples: dict[str, list[tuple[dict, float]]]) -> str:
+    lines = []
+    for name, (kind, text) in _HELP.items():
+        if not samples.get(name):
+            continue
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+        for labels, value in samples[name]:
+            tag = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+            number = repr(int(value)) if float(value).is_integer() else repr(value)
+            lines.append(f"{name}{{{tag}}} {number}" if tag else f"{name} {number}")
+    return "\n".join(lines) + "\n"
+
+
+def write(policy: Policy) -> str:
+    """Rebuild the metrics file from the state records; returns its path."""
+    path = policy.metrics_path
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    text = render(collect(policy.state_dir))
+    fd, tmp = tempfile.mkstemp(prefix=".vhbackup-", suffix=".prom.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
