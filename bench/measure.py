@@ -3,18 +3,21 @@
 * wall: monotonic clock from spawn to reap.
 * cpu: user+sys of the process and every descendant it waited for, from
   ``os.wait4`` (the kernel's RUSAGE_CHILDREN accounting for that one child).
-* tree_rss: the largest peak RSS of any process in the tree (``wait4``'s
-  ``ru_maxrss``), usually restic's.
+* tree_rss: the largest peak RSS of any process in the tree, usually restic's:
+  ``VmHWM`` of ``/proc/PID/status`` sampled every 20 ms (a program that exits
+  before the first sample shows none). Not ``wait4``'s ``ru_maxrss``: Linux
+  carries the parent's peak across fork and exec, so every child would show
+  at least the harness's own RSS.
 * own_rss / own_cpu: the peak RSS and CPU of the top Python process alone
   (vhbackup or borgmatic), apart from restic's, borg's and the dump tools'.
-  ``bench/rsshook/sitecustomize.py`` writes ``getrusage(RUSAGE_SELF)`` at
-  exit to the file named by ``VHBENCH_RSS_FILE``; the hook removes that
+  ``bench/rsshook/sitecustomize.py`` writes ``VmHWM`` (peak RSS since exec)
+  and ``getrusage(RUSAGE_SELF)`` CPU at exit to the file named by ``VHBENCH_RSS_FILE``; the hook removes that
   variable from the environment first, so no child reports instead.
 * scratch: bytes written to storage outside the repository, i.e. by every
   process in the tree that is not restic or borg (``write_bytes`` of
-  ``/proc/PID/io``, the kernel's count of bytes sent to the block layer
-  for that process, sampled every 20 ms while the tree runs; the last value
-  seen per process counts). A dump file written and deleted still counts:
+  ``/proc/PID/task/TID/io``, the kernel's count of bytes a thread sent
+  towards storage, sampled every 20 ms while the tree runs; the last value
+  seen per thread counts). A dump file written and deleted still counts:
   it needed the disk space.
 """
 
@@ -39,7 +42,7 @@ POLL_SECONDS = 0.02
 class Sample:
     wall: float
     cpu: float
-    tree_rss: int
+    tree_rss: int | None
     own_rss: int | None = None
     own_cpu: float | None = None
     scratch: int | None = None
@@ -92,23 +95,51 @@ def _cmdline_is_engine(pid: int) -> bool:
     return any(os.path.basename(a.decode(errors="replace")) in ENGINES for a in argv[:2])
 
 
-def _write_bytes(pid: int) -> int | None:
+def _vm_hwm(pid: int) -> int | None:
+    """Peak RSS of the process's current program (since its exec), in bytes."""
     try:
-        with open(f"/proc/{pid}/io") as fh:
+        with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith("write_bytes:"):
-                    return int(line.split()[1])
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
     except OSError:
         return None
     return None
 
 
+def _write_bytes(pid: int) -> dict[int, int]:
+    """write_bytes of each thread of ``pid``, from /proc/PID/task/TID/io.
+
+    Per thread, not /proc/PID/io: the process-wide figure also adds in the
+    I/O of every child it has reaped, which would count restic's writes
+    against vhbackup.
+    """
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/io") as fh:
+                for line in fh:
+                    if line.startswith("write_bytes:"):
+                        out[int(tid)] = int(line.split()[1])
+        except OSError:
+            pass
+    return out
+
+
 class ScratchWatcher(threading.Thread):
+    """Samples the process tree: peak RSS per process, and write_bytes of the non-engine ones."""
+
     def __init__(self, root_pid: int, watch_path: str | None = None):
         super().__init__(daemon=True)
         self.root_pid = root_pid
         self.watch_path = watch_path
         self.file_peak = 0
+        self.hwm: dict[int, int] = {}
+        self.names: dict[int, str] = {}
         self.seen: dict[int, int] = {}
         self.engine: set[int] = set()
         self.stop = threading.Event()
@@ -120,16 +151,20 @@ class ScratchWatcher(threading.Thread):
             except OSError:
                 pass
         for pid in _tree(self.root_pid):
+            hwm = _vm_hwm(pid)
+            if hwm:
+                self.hwm[pid] = max(self.hwm.get(pid, 0), hwm)
             if pid in self.engine:
                 continue
             if _comm(pid) in ENGINES or _cmdline_is_engine(pid):
                 # Checked on every sample: a child seen between fork and exec still has its parent's name.
                 self.engine.add(pid)
-                self.seen.pop(pid, None)
+                for tid in _write_bytes(pid):
+                    self.seen.pop(tid, None)
                 continue
-            value = _write_bytes(pid)
-            if value is not None:
-                self.seen[pid] = max(self.seen.get(pid, 0), value)
+            self.names[pid] = _comm(pid)
+            for tid, value in _write_bytes(pid).items():
+                self.seen[tid] = max(self.seen.get(tid, 0), value)
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -159,23 +194,24 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str |
             out.flush()
         start = time.monotonic()
         proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=stdin, stdout=out, stderr=out)
-        watcher = None
-        if scratch:
-            watcher = ScratchWatcher(proc.pid, watch_path)
-            watcher.start()
+        watcher = ScratchWatcher(proc.pid, watch_path)
+        watcher.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
-        if watcher:
-            watcher.stop.set()
-            watcher.join()
+        watcher.stop.set()
+        watcher.join()
     finally:
         if log:
             out.close()
-    sample = Sample(wall=wall, cpu=usage.ru_utime + usage.ru_stime, tree_rss=usage.ru_maxrss * 1024,
-                    scratch=watcher.total if watcher else None)
-    if watcher and watch_path:
+    sample = Sample(wall=wall, cpu=usage.ru_utime + usage.ru_stime, tree_rss=max(watcher.hwm.values(), default=None),
+                    scratch=watcher.total if scratch else None)
+    if os.environ.get("BENCH_DEBUG_SCRATCH") and scratch:
+        print("    scratch by process:", {f"{watcher.names.get(p)}[{p}]": b for p, b in watcher.seen.items()})
+    if watch_path:
         sample.extra["file_peak"] = watcher.file_peak
+        if sample.scratch is not None:
+            sample.scratch = max(sample.scratch, watcher.file_peak)
     if rss_file:
         with open(rss_file) as fh:
             fields = fh.read().split()

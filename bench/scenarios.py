@@ -299,7 +299,7 @@ class Databases:
         w = self.w
         scen = results["rss"] = Scenario(
             "rss", "3c. vhbackup's own peak RSS against dump size (PostgreSQL)",
-            "vhbackup's own process only (RUSAGE_SELF at exit), not restic's or pg_dump's.")
+            "vhbackup's own process only (its VmHWM at exit), not restic's or pg_dump's.")
         print("scenario 3c: RSS against dump size", flush=True)
         contenders = []
         for scale, name in names.items():

@@ -170,6 +170,11 @@ class Restic:
         if returncode == 12 or "wrong password" in text:
             raise PolicyError(f"wrong password for repository {url}: the password in "
                               f"{self.repo.password_file} does not open it")
+        unreachable = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
+                       "tls: ", "context canceled", "context deadline exceeded")
+        if returncode != 10 and any(marker in text for marker in unreachable):
+            raise ResticError(f"cannot reach repository {url}: {display_url(_last_error(stderr))}; "
+                              f"check the network and repository.url in {self.policy.source}")
         if returncode == 10 or "unable to open config file" in text or "repository does not exist" in text:
             raise ResticError(f"no restic repository at {url}; create it with 'vhbackup init' "
                               f"or fix repository.url in {self.policy.source}")
@@ -179,7 +184,8 @@ class Restic:
                               f"; if none is running, remove the stale lock with 'vhbackup unlock'")
         if returncode < 0:
             raise ResticError(f"restic {command} was {proc.describe_exit(returncode)}")
-        raise ResticError(f"restic {command} failed ({proc.describe_exit(returncode)}): {_last_error(stderr)}")
+        raise ResticError(f"restic {command} failed ({proc.describe_exit(returncode)}): "
+                          f"{display_url(_last_error(stderr))}")
 
     def _json_lines(self, args: Sequence[str], on_message: Callable[[dict], None],
                     stdin=proc.DEVNULL, env: dict[str, str] | None = None,

@@ -1,9 +1,10 @@
 """Benchmark hook: report this Python process's own peak RSS and CPU at exit.
 
 Put on PYTHONPATH by bench/measure.py for vhbackup and borgmatic runs. It
-writes "<ru_maxrss KiB> <user+sys seconds>" of RUSAGE_SELF (this process
-only, not restic, borg or the dump tools it starts) to $VHBENCH_RSS_FILE,
-and removes the variable so that child Python processes (borg) stay silent.
+writes "<VmHWM KiB> <user+sys seconds>" of this process only (not restic,
+borg or the dump tools it starts) to $VHBENCH_RSS_FILE, and removes the
+variable so that child Python processes (borg) stay silent. VmHWM, not
+ru_maxrss: the latter keeps the spawning harness's peak across fork+exec.
 """
 
 import atexit
@@ -15,7 +16,12 @@ if _target:
     def _report(path=_target):
         import resource
         ru = resource.getrusage(resource.RUSAGE_SELF)
+        hwm = ru.ru_maxrss
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
         with open(path, "w") as fh:
-            fh.write(f"{ru.ru_maxrss} {ru.ru_utime + ru.ru_stime:.4f}\n")
+            fh.write(f"{hwm} {ru.ru_utime + ru.ru_stime:.4f}\n")
 
     atexit.register(_report)

@@ -168,7 +168,8 @@ def test_relative_path(local):
 
 # --- restic-side failures -------------------------------------------------------------------------
 
-def test_wrong_password(env, sample_tree):
+def test_wrong_password(any_env, sample_tree):
+    env = any_env
     env.write_policy(paths=[str(sample_tree / "etc")])
     assert env.vh("init").returncode == 0
     env.password_file.write_text(secrets.token_urlsafe(33) + "\n")
@@ -180,7 +181,8 @@ def test_wrong_password(env, sample_tree):
     assert env.password_file.read_text().strip() not in result.stderr
 
 
-def test_missing_repository(env, sample_tree):
+def test_missing_repository(any_env, sample_tree):
+    env = any_env
     env.write_policy(paths=[str(sample_tree / "etc")])
     for command in (["backup"], ["restore", "--list"], ["restore", "--latest", "--target", str(env.dir / "t")]):
         result = env.vh("-q", *command)

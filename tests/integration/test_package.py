@@ -7,6 +7,7 @@ the system test's job (tests/system/); this checks the built artifact.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -20,14 +21,17 @@ UNITS = sorted(p.name for p in (ROOT / "systemd").iterdir() if p.suffix in (".se
 
 
 @pytest.fixture(scope="module")
-def deb() -> Path:
+def deb(tmp_path_factory) -> Path:
+    """`make deb`'s package, copied at once (another `make deb` may replace build/deb/ meanwhile)."""
     started = time.time()
     result = subprocess.run(["make", "-s", "deb"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     path = ROOT / "build" / "deb" / f"vhbackup_{__version__}_all.deb"
     assert result.stdout.strip().splitlines()[-1] == f"build/deb/{path.name}"
     assert path.is_file() and path.stat().st_mtime >= started - 1, "make deb did not (re)build the package"
-    return path
+    copy = tmp_path_factory.mktemp("deb") / path.name
+    shutil.copy2(path, copy)
+    return copy
 
 
 def dpkg_deb(*args: str) -> str:

@@ -140,6 +140,23 @@ class Container:
         out = self.run("systemctl", "show", unit, *(f"--property={p}" for p in props)).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
+    def processes(self) -> list[list[str]]:
+        """argv of every process in the container, read from the host's /proc."""
+        if self.leader is None:
+            return []
+        children = _process_tree()
+        found, todo = [], [self.leader]
+        while todo:
+            pid = todo.pop()
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    argv = fh.read().split(b"\0")[:-1]
+            except OSError:
+                continue
+            found.append([a.decode("utf-8", "replace") for a in argv])
+            todo.extend(children.get(pid, ()))
+        return found
+
     def wait_for(self, what: str, predicate, timeout: float, interval: float = 0.3):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -150,8 +167,9 @@ class Container:
         raise ContainerError(f"in {self.name}: timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _children(pid: int) -> list[int]:
-    out = []
+def _process_tree() -> dict[int, list[int]]:
+    """Parent pid -> child pids, for every process on the host."""
+    tree: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -161,6 +179,9 @@ def _children(pid: int) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            out.append(int(entry))
-    return out
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def _children(pid: int) -> list[int]:
+    return _process_tree().get(pid, [])

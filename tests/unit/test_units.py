@@ -208,7 +208,7 @@ def test_notify_and_check_never_trigger_themselves_and_need_no_password():
 
 
 def test_capabilities_are_minimal():
-    assert one("vhbackup-backup.service", "Service", "CapabilityBoundingSet") == "CAP_DAC_READ_SEARCH"
+    assert one("vhbackup-backup.service", "Service", "CapabilityBoundingSet") == "CAP_DAC_READ_SEARCH CAP_FOWNER"
     assert one("vhbackup-prune.service", "Service", "CapabilityBoundingSet") == ""
     assert one("vhbackup-verify.service", "Service", "CapabilityBoundingSet") == ""
 

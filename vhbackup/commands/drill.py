@@ -42,6 +42,7 @@ log = logging.getLogger("vhbackup")
 
 SCRATCH_DB = "{name}_vhdrill_{run}"
 MAX_DB_NAME = 63  # PostgreSQL's limit; MariaDB allows 64
+UNDRILLABLE = ("mongodb",)  # no MongoDB shell in Debian to count or drop collections with
 # Go's os.FileMode bits for setuid, setgid and sticky, as restic's JSON listing gives them.
 _GO_SETUID, _GO_SETGID, _GO_STICKY = 1 << 23, 1 << 22, 1 << 20
 
@@ -142,6 +143,14 @@ def run(ctx: Context, args) -> int:
                 log.warning("run %s holds database %s, which the policy no longer defines; not drilled",
                             chosen.id, name)
         dbs = tuple(d for d in dbs if d in known)
+        unsupported = tuple(d for d in dbs if policy.database(d).type in UNDRILLABLE)
+        for name in unsupported:
+            log.warning("database %s (%s) is not drilled: vhbackup cannot inspect a scratch copy of it; test it "
+                        "with 'vhbackup restore --database %s --into-database NEW --yes'",
+                        name, policy.database(name).type, name)
+        if unsupported:
+            record.details["not_drilled"] = ", ".join(unsupported)
+        dbs = tuple(d for d in dbs if d not in unsupported)
         record.services, record.databases = list(services), list(dbs)
         record.snapshot_ids = [s.id for s in chosen.snapshots
                                if (s.tag_value("db") in dbs) or (not s.tag_value("db") and services)]

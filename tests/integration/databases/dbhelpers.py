@@ -58,8 +58,8 @@ def maria_fingerprint(db: str) -> dict[str, tuple[int, str]]:
     for table in tables:
         cols = maria(f"SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' "
                      f"AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION").splitlines()
-        exprs = [f"HEX(`{c.split()[0]}`)" if c.split()[1] in ("blob", "mediumblob", "varbinary", "binary") else f"`{c.split()[0]}`"
-                 for c in cols]
+        binary = ("blob", "mediumblob", "varbinary", "binary")
+        exprs = [f"HEX(`{c.split()[0]}`)" if c.split()[1] in binary else f"`{c.split()[0]}`" for c in cols]
         rows = subprocess.run(["mariadb", *MARIA, "--default-character-set=utf8mb4", "-N", "-B", db, "-e",
                                f"SELECT {', '.join(exprs)} FROM `{table}` ORDER BY 1"],
                               check=True, capture_output=True).stdout

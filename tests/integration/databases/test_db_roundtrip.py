@@ -69,8 +69,8 @@ def test_into_database_restores_beside_the_original(env, tmp_path, dbs):
     _policy(env, tmp_path, pg_name, maria_name)
     assert env.vh("init").returncode == 0
     assert env.vh("backup", "--databases-only").returncode == 0
-    assert [s["paths"] for s in snapshots(env)] and not [s for s in snapshots(env) if "service:hub" in s["tags"]
-                                                         and not any(t.startswith("db:") for t in s["tags"])]
+    saved = snapshots(env)
+    assert len(saved) == 2 and all(any(t.startswith("db:") for t in s["tags"]) for s in saved)
     psql("UPDATE pgbench_accounts SET abalance = 7 WHERE aid <= 10", pg_name)
     maria("DELETE FROM items WHERE id > 1000", maria_name)
     pg_live, maria_live = pg_fingerprint(pg_name), maria_fingerprint(maria_name)
@@ -105,7 +105,7 @@ def test_restore_service_brings_back_files_and_databases_of_one_run(env, tmp_pat
 
     (tmp_path / "hubdata" / "config.ini").write_text("changed\n")
     psql(f'DROP DATABASE "{pg_name}"')
-    maria(f"DELETE FROM items WHERE id > 3", maria_name)
+    maria("DELETE FROM items WHERE id > 3", maria_name)
     result = env.vh("restore", "--latest", "--service", "hub", "--yes")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "hubdata" / "config.ini").read_text() == "answer = 42\n"

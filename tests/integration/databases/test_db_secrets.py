@@ -64,7 +64,8 @@ def test_no_command_line_holds_a_database_password(env, tmp_path, dbs, maria_use
                 assert maria_password.encode() not in cmdline, f"pid {pid}: {cmdline!r}"
                 args = cmdline.split(b"\0")
                 for tool in (b"pg_dump", b"mariadb-dump"):
-                    if any(a.endswith(tool) for a in args) and (pg_name.encode() in args or maria_name.encode() in args):
+                    ours = pg_name.encode() in args or maria_name.encode() in args
+                    if ours and any(a.endswith(tool) for a in args):
                         seen_tools.add(tool)
                 for arg in args:
                     if arg.startswith(b"--defaults-extra-file=") and maria_name.encode() in args:
