@@ -1,7 +1,7 @@
 # vhbackup: `make demo` and `make test` set up everything on a fresh Debian 12 machine (as root).
 PYTHON := /usr/bin/python3
 RUNTIME_DEPS := restic python3-yaml python3-jinja2 python3-systemd python3-sdnotify
-TEST_DEPS := python3-pytest python3-aiosmtpd rclone postgresql-client mariadb-client postgresql-contrib \
+TEST_DEPS := python3-pytest python3-aiosmtpd rclone postgresql-client mariadb-client postgresql-contrib mariadb-server \
 	debootstrap systemd-container lintian debhelper dh-python python3-setuptools python3-all \
 	bash-completion dpkg-dev man-db
 DEB_BUILD_DEPS := debhelper dh-python python3-setuptools python3-all bash-completion dpkg-dev
@@ -10,12 +10,12 @@ DEB_BUILD_DEPS := debhelper dh-python python3-setuptools python3-all bash-comple
 BENCH_DEPS := borgbackup python3-venv postgresql-client postgresql-contrib mariadb-client
 PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
 
-.PHONY: demo test unit integration system-test deps test-deps services restic-0.18 clean deb bench
+.PHONY: demo test unit integration system-test system-rootfs deps test-deps services restic-0.18 clean deb bench
 
 demo: deps
 	$(PYTHON) tools/demo.py
 
-test: test-deps services restic-0.18
+test: test-deps services restic-0.18 system-rootfs
 	$(PYTEST) tests
 
 unit:
@@ -23,6 +23,15 @@ unit:
 
 integration: services restic-0.18
 	$(PYTEST) tests/integration
+
+# Boots Debian 12 containers (systemd-nspawn) from the cached root and installs `make deb`'s
+# package in them with apt (the fixtures in tests/system build both when missing).
+system-test: test-deps system-rootfs
+	$(PYTEST) tests/system
+
+# The Debian 12 root the system test boots, cached under /var/cache/vhbackup-tests/.
+system-rootfs: test-deps
+	@tools/system-rootfs.sh >/dev/null
 
 deps:
 	@tools/apt-install.sh $(RUNTIME_DEPS)

@@ -4,23 +4,28 @@
 Environment: SCALE=tiny|small|large (default small), SEED (default 1),
 RESTIC (default /usr/bin/restic), RUNS (override the scale's run count),
 BENCH_OUT (default docs/benchmarks.md), BENCH_BORGMATIC=0 to leave borgmatic out.
+`bench/run.py --render WORK/results.json` rewrites the report from saved samples.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
 import time
 import traceback
+from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import datasets, report  # noqa: E402
+from bench.measure import Sample  # noqa: E402
 from bench.results import Scenario  # noqa: E402
 from bench.scenarios import Databases, Files  # noqa: E402
-from bench.setup import PYTHON, ROOT, borgmatic_binary, dump_json, machine_info, make_world  # noqa: E402
+from bench.setup import (PYTHON, ROOT, Scale, World, borgmatic_binary, dump_json, machine_info,  # noqa: E402
+                         make_world)
 
 
 def guarded(results: dict[str, Scenario], key: str, fn, *args) -> None:
@@ -58,7 +63,27 @@ def import_profile() -> dict[str, list[tuple[str, int]]]:
             "named": sorted(named.items(), key=lambda r: -r[1])}
 
 
+def write_report(state: dict, out: str) -> None:
+    """docs/benchmarks.md from a results.json (so the text can be re-rendered without re-measuring)."""
+    results = {}
+    for key, d in state["results"].items():
+        d = dict(d)
+        d["samples"] = {label: [Sample(**x) for x in xs] for label, xs in d["samples"].items()}
+        results[key] = Scenario(**d)
+    world = World(scale=Scale(**{**state["scale"], "rss_scales": tuple(state["scale"]["rss_scales"])}),
+                  seed=state["seed"], restic=state["restic"], work="", log="", password_file="",
+                  started=datetime.fromisoformat(state["started"]))
+    text = report.render(world, state["info"], state["datasets"], results, state["imports"], state["elapsed"])
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as fh:
+        fh.write(text)
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--render"]:
+        with open(sys.argv[2]) as fh:
+            write_report(json.load(fh), os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs", "benchmarks.md")))
+        return 0
     began = time.monotonic()
     scale = os.environ.get("SCALE", "small")
     world = make_world(scale, int(os.environ.get("SEED", "1")), os.environ.get("RESTIC", "/usr/bin/restic"))
@@ -108,11 +133,12 @@ def main() -> int:
         datasets.my_drop(my_name)
     imports = import_profile()
     elapsed = time.monotonic() - began
-    text = report.render(world, info, datasets_info, results, imports, elapsed)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as fh:
-        fh.write(text)
-    dump_json(world.path("results.json"), {k: dataclasses.asdict(v) for k, v in results.items()})
+    state = {"scale": dataclasses.asdict(world.scale), "seed": world.seed, "restic": world.restic,
+             "started": world.started.isoformat(), "elapsed": elapsed, "info": info,
+             "datasets": datasets_info, "imports": imports,
+             "results": {k: dataclasses.asdict(v) for k, v in results.items()}}
+    dump_json(world.path("results.json"), state)
+    write_report(state, out)
     print(f"bench: wrote {out} in {elapsed / 60:.1f} min (raw samples: {world.path('results.json')}, "
           f"log: {world.log})", flush=True)
     failed = [f"{k}: {label}" for k, v in results.items() for label in v.errors]

@@ -10,7 +10,7 @@ import json
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email import message_from_bytes, policy as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 

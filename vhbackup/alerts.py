@@ -16,6 +16,7 @@ failure twice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -173,6 +174,16 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def redacted(policy: Policy, event: Event) -> Event:
+    """``event`` with every secret the policy knows replaced by ``***`` (errors may quote URLs or tool output)."""
+    secrets = state.secrets_of(policy)
+    return dataclasses.replace(
+        event, title=state.redact(event.title, secrets), what=state.redact(event.what, secrets),
+        error=state.redact(event.error, secrets), log_lines=tuple(state.redact(list(event.log_lines), secrets)),
+        next_steps=tuple(state.redact(list(event.next_steps), secrets)), facts=state.redact(event.facts, secrets),
+    )
+
+
 def deliver(policy: Policy, event: Event, only: Iterable[str] | None = None) -> list[Delivery]:
     """Send ``event`` through the configured notifiers (or ``only`` those), all at once.
 
@@ -181,6 +192,7 @@ def deliver(policy: Policy, event: Event, only: Iterable[str] | None = None) -> 
     """
     names = set(only) if only is not None else None
     targets = [(m, s) for m, s in notifiers.configured(policy.notify) if names is None or m.NAME in names]
+    event = redacted(policy, event)
     results: dict[str, Delivery] = {}
 
     def attempt(module, settings) -> None:
@@ -287,7 +299,6 @@ def _after_run(ctx, record) -> None:
     event = event_from_record(policy, record, log_tail())
     results = deliver(policy, event)
     record.details["alert"] = alert_summary(event, results)
-    try:
-        state.write_json_atomic(state.last_run_path(policy.state_dir, record.action), record.as_json())
-    except OSError as exc:
-        log.error("could not record the alert in %s: %s", policy.state_dir, exc.strerror)
+    from vhbackup import outcome  # outcome calls us: import at use, not at load
+
+    outcome.save(policy, record)

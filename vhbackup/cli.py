@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     config = args.config or os.environ.get("VHBACKUP_CONFIG") or DEFAULT_POLICY
     try:
-        policy = load_policy(config)
+        policy = load_policy(config, repository_credentials=getattr(args.module, "OPENS_REPOSITORY", True))
         for warning in policy.warnings:
             log.warning(warning)
         ctx = Context(policy=policy, dry_run=getattr(args, "dry_run", False) or _dry_run_from_env(),

@@ -307,8 +307,10 @@ def _parse_repository(node: _Node, out: dict) -> None:
     password_file = credentials.restic_password_file(pw_node.string() if pw_node else None)
     if password_file is None:
         raise m.require("password_file").error("missing (required)")
+    check = out["_repository_credentials"]
     try:
-        out["warnings"] += credentials.check_password_file(password_file)
+        if check:
+            out["warnings"] += credentials.check_password_file(password_file)
     except PolicyError as exc:
         raise (pw_node or node).error(str(exc)) from None
     env_file, env = None, {}
@@ -316,7 +318,7 @@ def _parse_repository(node: _Node, out: dict) -> None:
     if env_node is not None:
         env_file = _absolute_path(env_node)
         try:
-            env = credentials.read_env_file(env_file)
+            env = credentials.read_env_file(env_file) if check else {}
         except PolicyError as exc:
             raise env_node.error(str(exc)) from None
     compression = None
@@ -577,8 +579,13 @@ def _link_databases(out: dict) -> None:
     )
 
 
-def load_policy(path: str | os.PathLike) -> Policy:
-    """Read, validate and return the policy at ``path``; raise PolicyError otherwise."""
+def load_policy(path: str | os.PathLike, repository_credentials: bool = True) -> Policy:
+    """Read, validate and return the policy at ``path``; raise PolicyError otherwise.
+
+    ``repository_credentials=False`` skips reading the repository's password
+    and env files, for commands that never open the repository (``status``,
+    ``notify``): an alert about a missing password file must still go out.
+    """
     source = str(path)
     try:
         text = Path(source).read_text(encoding="utf-8")
@@ -604,7 +611,7 @@ def load_policy(path: str | os.PathLike) -> Policy:
         raise top.error(f"the policy must be a mapping of keys such as 'repository:', got {_kind(root)}")
     m = top.mapping()
     m.check_known(tuple(_SECTIONS))
-    out: dict[str, Any] = {"warnings": []}
+    out: dict[str, Any] = {"warnings": [], "_repository_credentials": repository_credentials}
     if m.get("host") is not None:
         _SECTIONS["host"](m.get("host"), out)
     for key, parse in _SECTIONS.items():
@@ -616,5 +623,6 @@ def load_policy(path: str | os.PathLike) -> Policy:
     _link_databases(out)
     out.pop("_service_db_nodes", None)
     out.setdefault("host", socket.gethostname())
+    out.pop("_repository_credentials")
     out["warnings"] = tuple(out["warnings"])
     return Policy(source=source, **out)

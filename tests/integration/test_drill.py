@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.alert_sinks import HttpSink
 from tests.conftest import sample_policy
 
 
@@ -68,9 +69,11 @@ def test_drill_keep_leaves_an_identical_copy(backed_up, sample_tree):
     assert _last_drill(env)["services"] == ["hub"]
 
 
-def test_drill_finds_a_damaged_repository_and_fails(backed_up):
+def test_drill_finds_a_damaged_repository_fails_and_alerts(backed_up, sample_tree):
     """A data pack that no longer matches its hash: restic's restore --verify or the comparison must notice."""
     env = backed_up
+    hook = HttpSink()
+    env.write_policy(**sample_policy(sample_tree), notify={"on": ["failure"], "webhook": {"url": f"{hook.url}/x"}})
     packs = sorted((Path(env.repo_url) / "data").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
     biggest = packs[-1]
     os.chmod(biggest, 0o600)
@@ -78,11 +81,18 @@ def test_drill_finds_a_damaged_repository_and_fails(backed_up):
     for offset in range(100, len(data) - 100, 4096):
         data[offset] ^= 0xFF
     biggest.write_bytes(bytes(data))
-    result = env.vh("drill")
+    try:
+        result = env.vh("drill")
+    finally:
+        hook.stop()
     assert result.returncode == 1
     record = _last_drill(env)
     assert record["status"] == "failure"
     assert re.search(r"drill of run \S+ found \d+ problem", record["error"])
+    [alert] = hook.requests
+    assert alert.json["action"] == "drill" and alert.json["kind"] == "failure"
+    assert alert.json["error"] == record["error"]
+    assert alert.json["facts"]["drilled_run"] == record["details"]["drilled_run"]
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("vhbackup: error:")]
     assert errors, result.stderr
     assert not _scratch_root(env).exists() or not any(_scratch_root(env).iterdir())

@@ -14,6 +14,7 @@ from vhbackup.context import Context
 
 NAME = "status"
 HELP = "print whether the backups are healthy (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)"
+OPENS_REPOSITORY = False  # status reads only state_dir
 
 
 def add_arguments(parser) -> None:

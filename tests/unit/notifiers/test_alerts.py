@@ -86,3 +86,15 @@ def test_render_subject_is_one_line_and_body_lists_next_steps(policy_factory):
     assert "vhbackup init" in body  # the hint for a missing repository
     assert "Last lines of the log:\n  02:00:00 info: started" in body
     assert "duration_seconds: 42.0" in body
+
+
+def test_secrets_quoted_in_an_error_are_masked_in_the_alert(http, policy_factory, tmp_path, secret):
+    """A tool's error line may quote a secret (here the SMTP password): the alert masks it."""
+    policy = policy_factory(f"  webhook:\n    url: {http.url}/x\n  email:\n    to: [ops@example.org]\n"
+                            f"    smtp: 127.0.0.1:{closed_port()}\n    user: alerts\n"
+                            f"    password_file: {tmp_path}/smtp-password\n    timeout: 1s\n")
+    rec = record(error=f"mysqldump: Got error: 1045 with password {secret}")
+    alerts.after_run(SimpleNamespace(policy=policy), rec)
+    [post] = http.requests
+    assert secret not in post.body.decode()
+    assert post.json["error"] == "mysqldump: Got error: 1045 with password ***"
