@@ -77,6 +77,21 @@ def _on_sigterm(signum, frame):
     raise Interrupted(f"stopped by {signal.Signals(signum).name}")
 
 
+def _remove_stale_restic_locks(ctx: Context | None) -> None:
+    """After an interrupted run, remove restic locks whose process is gone.
+
+    restic 0.14 writes its lock about 200 ms before it arranges to remove it
+    on SIGINT; a stop in that window leaves a stale lock that would block
+    the next run. ``restic unlock`` removes only locks of dead processes.
+    """
+    if ctx is None or "restic" not in vars(ctx):
+        return
+    try:
+        ctx.restic.unlock()
+    except (VhError, KeyboardInterrupt) as exc:
+        log.warning("could not remove stale restic locks (%s); run 'vhbackup unlock'", exc)
+
+
 def _bare_wait(argv: list[str]) -> list[str]:
     """``--wait COMMAND``: argparse would take the command for --wait's optional value; give it the default."""
     out = list(argv)
@@ -92,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     vlog.setup(verbose=args.verbose, quiet=args.quiet)
     signal.signal(signal.SIGTERM, _on_sigterm)
     config = args.config or os.environ.get("VHBACKUP_CONFIG") or DEFAULT_POLICY
+    ctx = None
     try:
         policy = load_policy(config, repository_credentials=getattr(args.module, "OPENS_REPOSITORY", True))
         for warning in policy.warnings:
@@ -102,9 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     except VhError as exc:
         if not getattr(exc, "reported", False):
             log.error("%s", exc)
+        if isinstance(exc, Interrupted):
+            _remove_stale_restic_locks(ctx)
         return exc.exit_code
     except KeyboardInterrupt:
         log.error("interrupted")
+        _remove_stale_restic_locks(ctx)
         return EXIT_FAILURE
     except BrokenPipeError:
         sys.stderr.close()
