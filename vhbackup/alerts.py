@@ -174,9 +174,8 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def redacted(policy: Policy, event: Event) -> Event:
-    """``event`` with every secret the policy knows replaced by ``***`` (errors may quote URLs or tool output)."""
-    secrets = state.secrets_of(policy)
+def redacted(event: Event, secrets: list[str]) -> Event:
+    """``event`` with every secret replaced by ``***`` (errors may quote URLs or tool output)."""
     return dataclasses.replace(
         event, title=state.redact(event.title, secrets), what=state.redact(event.what, secrets),
         error=state.redact(event.error, secrets), log_lines=tuple(state.redact(list(event.log_lines), secrets)),
@@ -192,7 +191,8 @@ def deliver(policy: Policy, event: Event, only: Iterable[str] | None = None) -> 
     """
     names = set(only) if only is not None else None
     targets = [(m, s) for m, s in notifiers.configured(policy.notify) if names is None or m.NAME in names]
-    event = redacted(policy, event)
+    secrets = state.secrets_of(policy)
+    event = redacted(event, secrets)
     results: dict[str, Delivery] = {}
 
     def attempt(module, settings) -> None:
@@ -200,7 +200,7 @@ def deliver(policy: Policy, event: Event, only: Iterable[str] | None = None) -> 
             module.send(settings, event)
             results[module.NAME] = Delivery(module.NAME, True)
         except Exception as exc:  # noqa: BLE001 - any failure is reported as one line
-            error = _one_line(exc)
+            error = state.redact(_one_line(exc), secrets)
             if error == TIMED_OUT:
                 error = f"no answer within {settings.timeout:g} s"
             results[module.NAME] = Delivery(module.NAME, False, error)

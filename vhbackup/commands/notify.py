@@ -34,6 +34,7 @@ from vhbackup.errors import EXIT_FAILURE, EXIT_OK, UsageError, VhError
 
 NAME = "notify"
 HELP = "send alerts: for a failed systemd unit (--unit), when health is not OK (--check), or a test (--test)"
+OPENS_REPOSITORY = False  # an alert about a missing or broken password file must still go out
 
 log = logging.getLogger("vhbackup")
 
