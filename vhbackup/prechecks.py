@@ -67,9 +67,22 @@ def check_free_space(ctx: Context) -> None:
                           f"or lower checks.min_free_space in {ctx.policy.source}")
 
 
+def repository_probe_needed(ctx: Context, plan: Plan) -> bool:
+    """Whether to probe the repository (``restic cat config``) before the backup.
+
+    The probe costs a restic start and its key derivation (~0.5 s), so it runs
+    only where failing later would cost something: before units are stopped,
+    and before dumps that are piped into restic older than 0.17 (newer restic
+    opens the repository before it starts the dump). Otherwise the backup's
+    first restic call is the probe: it fails the same way, before anything
+    is read or changed.
+    """
+    return bool(plan.units) or (bool(plan.databases) and not ctx.restic.version.stdin_from_command)
+
+
 def before_backup(ctx: Context, plan: Plan) -> None:
     check_free_space(ctx)
     databases.check_tools(plan.databases)
-    if not ctx.restic.exists():
+    if repository_probe_needed(ctx, plan) and not ctx.restic.exists():
         raise VhError(f"no restic repository at {display_url(ctx.policy.repository.url)}; "
                       f"create it with 'vhbackup init'")

@@ -252,7 +252,7 @@ class Restic:
     def backup(self, paths: Sequence[str], tags: Sequence[str], excludes: Sequence[str] = ()) -> BackupResult:
         args = ["backup", "--json", *self._tag_args(tags)]
         for pattern in excludes:
-            args += ["--exclude", pattern]
+            args.append(f"--exclude={pattern}")
         args += ["--", *paths]
         return self._backup(args)
 

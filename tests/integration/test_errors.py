@@ -202,3 +202,19 @@ def test_missing_restic_binary(local, sample_tree):
         assert "Traceback" not in result.stderr
         lines = result.stderr.splitlines()
         assert len(lines) == 1 and re.search(r"/nonexistent/restic: command not found", lines[0]), lines
+
+
+def test_unreachable_rest_server_is_not_called_missing(local, sample_tree):
+    """restic 0.14 reports a refused connection as "unable to open config file" too.
+
+    (restic 0.18 keeps retrying an unreachable server for many minutes, so only 0.14 is run here.)
+    """
+    from tests.conftest import free_port
+    local.repo_url = f"rest:http://backup:hunter2secret@127.0.0.1:{free_port()}/repo/"
+    local.write_policy(paths=[str(sample_tree / "etc")])
+    for command in (["init"], ["restore", "--list"]):
+        result = local.vh("-q", *command, timeout=120)
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and "cannot reach repository" in lines[0], lines
+        assert "hunter2secret" not in result.stderr and "backup:***@" in lines[0]

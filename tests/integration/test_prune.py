@@ -6,7 +6,7 @@ import json
 import re
 import subprocess
 
-from conftest import Env
+from tests.conftest import Env
 
 HOST = "prunehost"
 RETENTION = {"last": 2, "daily": 3, "weekly": 2}

@@ -62,7 +62,8 @@ def test_secrets_never_on_a_command_line_or_in_output(env, tmp_path):
         for pid, cmdline in cmdlines().items():
             if password.encode() in cmdline or backend_secret.encode() in cmdline:
                 leaks.append(cmdline)
-            if b"backup" in cmdline.split(b"\0") and parent(pid) == proc.pid:
+            argv = cmdline.split(b"\0")
+            if argv[0] == env.restic.encode() and b"backup" in argv and parent(pid) == proc.pid:
                 seen_restic[pid] = cmdline
                 restic_env = environ(pid) or restic_env
         time.sleep(0.005)

@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from conftest import sample_policy
+from tests.conftest import sample_policy
 
 OK_LINE = re.compile(r"OK: last backup \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+ s ago\), success, [\d.]+ (B|KiB|MiB), \d+ s\n")
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import sample_policy
+from tests.conftest import sample_policy
 
 
 def last(env, action: str) -> dict:
