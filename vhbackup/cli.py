@@ -41,7 +41,7 @@ def _wait_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = {"default": argparse.SUPPRESS} if suppress else {}
     parser.add_argument("-c", "--config", metavar="FILE",
                         help=f"policy file (default: $VHBACKUP_CONFIG or {DEFAULT_POLICY})", **default)
@@ -57,13 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vhbackup", description="Server backups with restic.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vhbackup {__version__}")
-    _global_options(parser, suppress=False)
+    add_global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = import_module(f"vhbackup.commands.{name}")
         cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, epilog=EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-        _global_options(cmd, suppress=True)
+        add_global_options(cmd, suppress=True)
         module.add_arguments(cmd)
         cmd.set_defaults(module=module)
     return parser
@@ -127,5 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except BrokenPipeError:
         sys.stderr.close()
+        return EXIT_FAILURE
+    except OSError as exc:
+        if not getattr(exc, "reported", False):
+            log.error("%s", f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc)
         return EXIT_FAILURE
 

@@ -67,8 +67,11 @@ def check_password_file(path: str) -> list[str]:
 
 def read_secret(path: str) -> str:
     """The first line of a credential file (already checked by the policy loader)."""
-    with open(path, encoding="utf-8") as fh:
-        return fh.readline().rstrip("\r\n")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"credential file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def read_env_file(path: str) -> dict[str, str]:

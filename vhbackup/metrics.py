@@ -10,11 +10,9 @@ paths, no secrets.
 from __future__ import annotations
 
 import os
-import tempfile
 
 from vhbackup import state
 from vhbackup.policy import Policy
-
 
 
 def status_code(record: dict) -> int:
@@ -25,6 +23,7 @@ def status_code(record: dict) -> int:
     if status == "partial":
         return 3
     return record.get("exit_code") or 1
+
 
 _HELP = {
     "vhbackup_last_run_status": ("gauge", "Exit code of the last run of the action: 0 success, 3 partial backup, "
@@ -91,21 +90,6 @@ def render(samples: dict[str, list[tuple[dict, float]]]) -> str:
 def write(policy: Policy) -> str:
     """Rebuild the metrics file from the state records; returns its path."""
     path = policy.metrics_path
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    text = render(collect(policy.state_dir))
-    fd, tmp = tempfile.mkstemp(prefix=".vhbackup-", suffix=".prom.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    state.write_text_atomic(path, render(collect(policy.state_dir)))
     return path

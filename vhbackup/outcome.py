@@ -60,9 +60,9 @@ def recorded(ctx: Context, action: str) -> Iterator[Record]:
     except BaseException as exc:
         record.status = "failure"
         record.exit_code = exc.exit_code if isinstance(exc, VhError) else EXIT_FAILURE
-        record.error = str(exc) if isinstance(exc, VhError) else f"interrupted ({type(exc).__name__})"
-        if isinstance(exc, VhError):
-            exc.reported = True
+        record.error = _describe_failure(exc)
+        if isinstance(exc, (VhError, OSError)):
+            exc.reported = True  # the failure line below says it; cli.main need not repeat it
         raise
     else:
         if record.status == "running":
@@ -72,6 +72,14 @@ def recorded(ctx: Context, action: str) -> Iterator[Record]:
     finally:
         record.duration = time.monotonic() - clock
         _finish(ctx, record)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, VhError):
+        return str(exc)
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return f"interrupted ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _finish(ctx: Context, record: Record) -> None:

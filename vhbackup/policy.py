@@ -289,6 +289,16 @@ def _absolute_path(node: _Node) -> str:
     return os.path.normpath("/" + value.lstrip("/"))
 
 
+def _secret_file(node: _Node, out: dict) -> str:
+    """The absolute path of a credential file that exists with safe ownership and mode."""
+    path = _absolute_path(node)
+    try:
+        out["warnings"] += credentials.check_secret_file(path, min_length=0)
+    except PolicyError as exc:
+        raise node.error(str(exc)) from None
+    return path
+
+
 def _identifier(node: _Node, what: str) -> str:
     value = node.string() if isinstance(node.node, yaml.ScalarNode) else None
     if value is None or not IDENTIFIER.match(value):
@@ -368,13 +378,7 @@ def _parse_databases(node: _Node, out: dict) -> None:
         db_type = d.require("type").string()
         if db_type not in DATABASE_TYPES:
             raise d.require("type").error(f"must be one of {', '.join(DATABASE_TYPES)}, got {db_type!r}")
-        password_file = None
-        if (p := d.get("password_file")) is not None:
-            password_file = _absolute_path(p)
-            try:
-                out["warnings"] += credentials.check_secret_file(password_file, min_length=0)
-            except PolicyError as exc:
-                raise p.error(str(exc)) from None
+        password_file = _secret_file(d.get("password_file"), out) if d.get("password_file") else None
         names: tuple[str, ...] | None = None
         names_node = d.get("names")
         if names_node is None:
@@ -465,13 +469,8 @@ def _parse_email(node: _Node, host: str, out: dict) -> Email:
                 or not 0 < int(port) < 65536:
             raise s.error(f"must be host:port with a port from 1 to 65535, e.g. localhost:25, got {raw!r}")
         smtp_port = int(port)
-    password_file = None
-    if (p := m.get("password_file")) is not None:
-        password_file = _absolute_path(p)
-        try:
-            out["warnings"] += credentials.check_secret_file(password_file, min_length=0)
-        except PolicyError as exc:
-            raise p.error(str(exc)) from None
+    p = m.get("password_file")
+    password_file = _secret_file(p, out) if p else None
     user = m.get("user").string() if m.get("user") else None
     if (user is None) != (password_file is None):
         raise (p or m.require("user")).error(
@@ -501,12 +500,11 @@ def _parse_webhook(node: _Node, out: dict) -> Webhook:
     m = node.mapping()
     m.check_known(("url", "url_file", "headers", "timeout"))
     if (f := m.get("url_file")) is not None:
-        path = _absolute_path(f)
+        path = _secret_file(f, out)
         try:
-            out["warnings"] += credentials.check_secret_file(path, min_length=0)
-            url = Path(path).read_text().strip()
-        except PolicyError as exc:
-            raise f.error(str(exc)) from None
+            url = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise f.error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
         where = f
     else:
         where = m.require("url")

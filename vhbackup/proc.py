@@ -93,7 +93,7 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, missing_hi
         proc.communicate()
         raise VhError(f"{argv[0]}: no answer within {timeout:.0f} s") from None
     except BaseException:
-        _terminate(proc)
+        terminate(proc)
         raise
     return Result(tuple(str(a) for a in argv), proc.returncode, out or "", err or "")
 
@@ -115,7 +115,7 @@ def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[
             on_line(line.rstrip("\n"))
         proc.wait()
     except BaseException:
-        _terminate(proc)
+        terminate(proc)
         raise
     finally:
         drain.join(timeout=5)
@@ -143,8 +143,8 @@ def drain_in_thread(pipe: IO[bytes], keep: int = 50) -> tuple[threading.Thread, 
     return thread, tail
 
 
-def _terminate(proc: subprocess.Popen) -> None:
-    """Stop a child we are abandoning: SIGINT first (restic removes its lock), then SIGKILL."""
+def terminate(proc: subprocess.Popen) -> None:
+    """Stop a child we are abandoning, if it still runs: SIGINT (restic removes its lock), SIGKILL after 15 s."""
     if proc.poll() is not None:
         return
     try:

@@ -14,10 +14,11 @@ import logging
 import os
 import re
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Callable, Iterator, Sequence
+from typing import IO, Callable, Iterator, Sequence
 
 from vhbackup import proc
 from vhbackup.errors import PolicyError, ResticError, VhError
@@ -102,9 +103,18 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(match.group(1) + frac + zone)
 
 
+_URL_PASSWORD = re.compile(r"(://[^/:@]+):([^/@]*)@")
+
+
 def display_url(url: str) -> str:
     """The repository URL with any password in it masked."""
-    return re.sub(r"(://[^/:@]+):[^/@]*@", r"\1:***@", url)
+    return _URL_PASSWORD.sub(r"\1:***@", url)
+
+
+def url_password(url: str) -> str | None:
+    """The password in a repository URL such as ``rest:https://user:secret@host/``, or None."""
+    match = _URL_PASSWORD.search(url)
+    return match.group(2) or None if match else None
 
 
 class Restic:
@@ -164,28 +174,39 @@ class Restic:
         return result
 
     def _raise_for(self, command: str, returncode: int, stderr: str) -> None:
-        """Translate a failed restic call into one clear line (0.14-0.16 use exit 1 for most of these)."""
-        url = display_url(self.repo.url)
-        text = stderr.lower()
-        if returncode == 12 or "wrong password" in text:
-            raise PolicyError(f"wrong password for repository {url}: the password in "
-                              f"{self.repo.password_file} does not open it")
-        unreachable = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
-                       "tls: ", "context canceled", "context deadline exceeded")
-        if returncode != 10 and any(marker in text for marker in unreachable):
-            raise ResticError(f"cannot reach repository {url}: {display_url(_last_error(stderr))}; "
-                              f"check the network and repository.url in {self.policy.source}")
-        if returncode == 10 or "unable to open config file" in text or "repository does not exist" in text:
-            raise ResticError(f"no restic repository at {url}; create it with 'vhbackup init' "
-                              f"or fix repository.url in {self.policy.source}")
-        if returncode == 11 or "repository is already locked" in text:
-            holder = next((ln.strip() for ln in stderr.splitlines() if "locked" in ln and "by" in ln), "")
-            raise ResticError(f"repository {url} is locked by another restic process{': ' + holder if holder else ''}"
-                              f"; if none is running, remove the stale lock with 'vhbackup unlock'")
+        """Translate a failed restic call into one clear line."""
+        known = self._access_error(returncode, stderr)
+        if known is not None:
+            raise known
         if returncode < 0:
             raise ResticError(f"restic {command} was {proc.describe_exit(returncode)}")
         raise ResticError(f"restic {command} failed ({proc.describe_exit(returncode)}): "
                           f"{display_url(_last_error(stderr))}")
+
+    def _access_error(self, returncode: int, stderr: str) -> VhError | None:
+        """The error when the repository could not be used at all: wrong password, unreachable, absent, locked.
+
+        restic 0.14-0.16 exit 1 for all of these, so the message decides.
+        """
+        url = display_url(self.repo.url)
+        text = stderr.lower()
+        if returncode == 12 or "wrong password" in text:
+            return PolicyError(f"wrong password for repository {url}: the password in "
+                               f"{self.repo.password_file} does not open it")
+        unreachable = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
+                       "tls: ", "context canceled", "context deadline exceeded")
+        if returncode != 10 and any(marker in text for marker in unreachable):
+            return ResticError(f"cannot reach repository {url}: {display_url(_last_error(stderr))}; "
+                               f"check the network and repository.url in {self.policy.source}")
+        if returncode == 10 or "unable to open config file" in text or "repository does not exist" in text:
+            return ResticError(f"no restic repository at {url}; create it with 'vhbackup init' "
+                               f"or fix repository.url in {self.policy.source}")
+        if returncode == 11 or "repository is already locked" in text:
+            holder = next((ln.strip() for ln in stderr.splitlines() if "locked" in ln and "by" in ln), "")
+            return ResticError(f"repository {url} is locked by another restic process"
+                               f"{': ' + holder if holder else ''}; if none is running, remove the stale lock "
+                               f"with 'vhbackup unlock'")
+        return None
 
     def _json_lines(self, args: Sequence[str], on_message: Callable[[dict], None],
                     stdin=proc.DEVNULL, env: dict[str, str] | None = None,
@@ -346,6 +367,19 @@ class Restic:
         if process.returncode != 0:
             self._raise_for("dump", process.returncode, stderr)
 
+    @contextmanager
+    def dump_stream(self, snapshot_id: str, path: str) -> Iterator[IO[bytes]]:
+        """Read ``path`` of the snapshot from the yielded pipe; raises after the block if restic failed."""
+        process = self.dump(snapshot_id, path, stdout=proc.PIPE)
+        drain, tail = proc.drain_in_thread(process.stderr)
+        try:
+            yield process.stdout
+            process.wait()
+        finally:
+            proc.terminate(process)
+            drain.join(timeout=10)
+        self.check_dump(process, "\n".join(tail))
+
     # --- maintenance ----------------------------------------------------------
 
     def forget(self, ids: Sequence[str], prune: bool = False) -> None:
@@ -356,8 +390,19 @@ class Restic:
         self.run("prune")
 
     def check(self, *extra: str) -> proc.Result:
-        """``restic check``; returns the result whatever the exit code, for the caller's report."""
-        return self.run("check", *extra, ok=(0, 1))
+        """``restic check``; returns the result whatever the exit code, for the caller's report.
+
+        Raises when the repository could not be opened at all: that is not damage, although
+        restic before 0.17 exits 1 for it too. Only its ``Fatal:`` lines are judged, so that
+        a damage report quoting, say, a canceled context is still a damage report.
+        """
+        result = self.run("check", *extra, ok=(0, 1))
+        if result.returncode == 1:
+            fatal = "\n".join(ln for ln in result.stderr.splitlines() if ln.startswith("Fatal:"))
+            error = self._access_error(1, fatal) if fatal else None
+            if error is not None:
+                raise error
+        return result
 
     def stats(self, mode: str = "raw-data") -> dict:
         return json.loads(self.run("stats", "--json", "--mode", mode).stdout or "{}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vhbackup.errors import UsageError, VhError
+from vhbackup.policy import SYSTEM_SERVICE, Policy
 from vhbackup.restic import Snapshot
 
 TAG = "vhbackup"
@@ -94,3 +95,13 @@ def latest(runs: list[Run], services: tuple[str, ...], databases: tuple[str, ...
             return run
     wanted = ", ".join([*services, *(f"db:{d}" for d in databases)])
     raise VhError(f"no backup run holds all of: {wanted}; see 'vhbackup restore --list' and pick one with --snapshot")
+
+
+def includes(policy: Policy, run: Run, services: tuple[str, ...]) -> tuple[str, ...]:
+    """restic ``--include`` paths that restore only ``services``' files; empty when the run holds no others."""
+    if not services or set(run.services) <= set(services):
+        return ()
+    paths: list[str] = []
+    for name in services:
+        paths.extend(policy.paths if name == SYSTEM_SERVICE else policy.service(name).paths)
+    return tuple(dict.fromkeys(paths))

@@ -1,27 +1,33 @@
 """What each run leaves in ``state_dir``: its outcome, written atomically.
 
 ``last-<action>.json`` holds the newest run of each action; ``status`` reads
-these files and nothing else, so it needs no repository access.
+these files and nothing else, so it needs no repository access. The atomic
+write also serves the metrics file and the verify reports, and
+``secrets_of``/``redact`` keep the policy's secrets out of everything
+written or sent.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from typing import Any
 
+from vhbackup.restic import url_password
 
-def write_json_atomic(path: str, data: Any) -> None:
-    """Write to a temporary file in the same directory, fsync, rename: readers see old or new, never half."""
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write to a temporary file in the same directory, fsync, rename: readers see old or new, never half.
+
+    The temporary name starts with a dot and has no suffix of its own, so
+    that no reader globbing for ``*.json`` or ``*.prom`` picks it up.
+    """
     directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
@@ -37,6 +43,11 @@ def write_json_atomic(path: str, data: Any) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: str) -> Any:
@@ -83,9 +94,8 @@ def secrets_of(policy) -> list[str]:
         if value:
             found.append(value)
     found += [v for v in policy.repository.env.values() if len(v) >= 4]
-    url_password = re.search(r"://[^/:@]+:([^/@]+)@", policy.repository.url)
-    if url_password:
-        found.append(url_password.group(1))
+    if (password := url_password(policy.repository.url)) is not None:
+        found.append(password)
     if policy.notify.webhook:
         found.append(policy.notify.webhook.url)
         found += [v for _, v in policy.notify.webhook.headers if len(v) >= 4]

@@ -173,7 +173,7 @@ def test_wrong_password(any_env, sample_tree):
     env.write_policy(paths=[str(sample_tree / "etc")])
     assert env.vh("init").returncode == 0
     env.password_file.write_text(secrets.token_urlsafe(33) + "\n")
-    for command in (["backup"], ["restore", "--list"]):
+    for command in (["backup"], ["restore", "--list"], ["verify"]):
         result = env.vh("-q", *command)
         assert result.returncode == 78, result.stderr
         lines = result.stderr.splitlines()
@@ -184,7 +184,8 @@ def test_wrong_password(any_env, sample_tree):
 def test_missing_repository(any_env, sample_tree):
     env = any_env
     env.write_policy(paths=[str(sample_tree / "etc")])
-    for command in (["backup"], ["restore", "--list"], ["restore", "--latest", "--target", str(env.dir / "t")]):
+    for command in (["backup"], ["restore", "--list"], ["restore", "--latest", "--target", str(env.dir / "t")],
+                    ["verify"]):
         result = env.vh("-q", *command)
         assert result.returncode == 1, result.stderr
         lines = result.stderr.splitlines()

@@ -66,6 +66,13 @@ def test_read_secret_is_the_first_line(tmp_path):
     assert credentials.read_secret(secret(tmp_path, "pw", "abc def\r\nsecond\n")) == "abc def"
 
 
+def test_read_secret_that_cannot_be_read_is_one_policy_error(tmp_path):
+    """A database password file checked at load time can still fail to open later (e.g. not readable by us)."""
+    with pytest.raises(PolicyError, match=f"credential file {tmp_path} cannot be read") as caught:
+        credentials.read_secret(str(tmp_path))
+    assert caught.value.exit_code == EXIT_CONFIG
+
+
 def test_env_file_parsing(tmp_path):
     path = secret(tmp_path, "env", "\n# comment\nA=1\nexport B=two words\nC='q=1'\nD=\"\"\nE=\n  F=padded  \n")
     assert credentials.read_env_file(path) == {"A": "1", "B": "two words", "C": "q=1", "D": "", "E": "",

@@ -1,4 +1,4 @@
-"""The drill's reading of restic's JSON listing and its scratch database names."""
+"""Reading restic's JSON listing into treediff entries, and the drill's scratch database names."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import stat
 
 from vhbackup import treediff
-from vhbackup.commands.drill import expected_tree, scratch_db_name
+from vhbackup.commands.drill import scratch_db_name
 
 # As restic ls --json prints them (Go's os.FileMode: type and setuid/sticky bits up high).
 NODES = [
@@ -21,7 +21,7 @@ NODES = [
 
 
 def test_listing_becomes_treediff_entries():
-    tree = expected_tree(NODES)
+    tree = treediff.from_listing(NODES)
     assert tree["tmp"] == treediff.Entry("dir", 0o1777, 0, 1795825857)
     assert tree["tmp/d/f"] == treediff.Entry("file", 0o4755, 3, 1795825854)
     assert tree["tmp/d/l"].kind == "symlink" and tree["tmp/d/l"].mode == 0
@@ -38,16 +38,16 @@ def test_listing_matches_a_real_tree_and_catches_changes(tmp_path):
     nodes = [{"type": "dir", "path": "/d", "mode": 2147484141, "mtime": "2026-11-28T00:30:50Z"},
              {"type": "file", "path": "/d/f", "size": 3, "mode": 8389101, "mtime": "2026-11-28T00:30:54.5Z"}]
     assert stat.S_IMODE((root / "d").stat().st_mode) == 0o755
-    assert treediff.differences(expected_tree(nodes), treediff.describe(root, content=False)) == []
+    assert treediff.differences(treediff.from_listing(nodes), treediff.describe(root, content=False)) == []
     (root / "d/f").write_text("abcd")
     os.utime(root / "d/f", (1795825854, 1795825854))
     os.utime(root / "d", (1795825850, 1795825850))
-    assert treediff.differences(expected_tree(nodes), treediff.describe(root, content=False)) == \
+    assert treediff.differences(treediff.from_listing(nodes), treediff.describe(root, content=False)) == \
         ["size differs for 'd/f': expected 3, got 4"]
 
 
 def test_includes_keep_the_included_paths_and_their_parents():
-    tree = expected_tree(NODES, includes=("/tmp/d",))
+    tree = treediff.from_listing(NODES, includes=("/tmp/d",))
     assert sorted(tree) == ["tmp", "tmp/d", "tmp/d/f", "tmp/d/l"]
 
 

@@ -12,8 +12,8 @@ HELP = "check the policy and credentials (config check)"
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="config_command", metavar="check", required=True)
     check = sub.add_parser("check", help="validate the policy and credentials and print a short summary")
-    from vhbackup.cli import _global_options  # cli imports this module while building its parser
-    _global_options(check, suppress=True)
+    from vhbackup.cli import add_global_options  # cli imports this module while building its parser
+    add_global_options(check, suppress=True)
 
 
 def run(ctx: Context, args) -> int:

@@ -24,16 +24,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import time
 
-from vhbackup import databases, lock, outcome, prechecks, runs, treediff
+from vhbackup import databases, lock, outcome, runs, scratch
 from vhbackup.commands.backup import selected_services
 from vhbackup.context import Context
 from vhbackup.errors import EXIT_OK, VhError
-from vhbackup.policy import SYSTEM_SERVICE, Policy
+from vhbackup.policy import SYSTEM_SERVICE
 from vhbackup.quantities import format_duration, format_size
-from vhbackup.restic import parse_time
 
 NAME = "drill"
 HELP = "restore test: restore the latest run into scratch space, compare it, load its databases, clean up"
@@ -42,9 +40,6 @@ log = logging.getLogger("vhbackup")
 
 SCRATCH_DB = "{name}_vhdrill_{run}"
 MAX_DB_NAME = 63  # PostgreSQL's limit; MariaDB allows 64
-UNDRILLABLE = ("mongodb",)  # no MongoDB shell in Debian to count or drop collections with
-# Go's os.FileMode bits for setuid, setgid and sticky, as restic's JSON listing gives them.
-_GO_SETUID, _GO_SETGID, _GO_STICKY = 1 << 23, 1 << 22, 1 << 20
 
 
 def add_arguments(parser) -> None:
@@ -54,72 +49,11 @@ def add_arguments(parser) -> None:
                         help="keep the scratch directory and scratch databases for inspection")
 
 
-def scratch_dir(ctx: Context) -> str:
-    """Beside restic's cache: writable under the systemd sandbox (CacheDirectory=), never in the live tree."""
-    return os.path.join(ctx.policy.repository.cache_dir, "drill", ctx.run_id)
-
-
 def scratch_db_name(db_name: str, run_id: str) -> str:
     suffix = run_id.rsplit("-", 1)[-1]
     base = re.sub(r"[^A-Za-z0-9_]", "_", db_name)
     room = MAX_DB_NAME - len(SCRATCH_DB.format(name="", run=suffix))
     return SCRATCH_DB.format(name=base[:room], run=suffix)
-
-
-def _go_mode(mode: int) -> int:
-    perm = mode & 0o777
-    if mode & _GO_SETUID:
-        perm |= 0o4000
-    if mode & _GO_SETGID:
-        perm |= 0o2000
-    if mode & _GO_STICKY:
-        perm |= 0o1000
-    return perm
-
-
-def expected_tree(nodes, includes: tuple[str, ...] = ()) -> dict[str, treediff.Entry]:
-    """The snapshot's listing as treediff entries, keyed like ``treediff.describe`` of the restore target."""
-    out: dict[str, treediff.Entry] = {}
-    for node in nodes:
-        path = node.get("path") or ""
-        if includes and not any(path == inc or path.startswith(inc.rstrip("/") + "/") or
-                                inc.startswith(path.rstrip("/") + "/") for inc in includes):
-            continue
-        kind = node.get("type")
-        mtime = int(parse_time(node["mtime"]).timestamp()) if node.get("mtime") else 0
-        mode = _go_mode(int(node.get("mode") or 0))
-        if kind == "file":
-            entry = treediff.Entry("file", mode, int(node.get("size") or 0), mtime)
-        elif kind == "dir":
-            entry = treediff.Entry("dir", mode, 0, mtime)
-        elif kind == "symlink":
-            entry = treediff.Entry("symlink", 0, 0, mtime)
-        else:
-            entry = treediff.Entry("other", mode, 0, mtime)
-        out[path.lstrip("/")] = entry
-    return out
-
-
-def includes_for(policy: Policy, run: runs.Run, services: tuple[str, ...]) -> tuple[str, ...]:
-    """restic --include paths for ``services``; empty when the run holds nothing else."""
-    if set(run.services) <= set(services):
-        return ()
-    paths: list[str] = []
-    for name in services:
-        paths.extend(policy.paths if name == SYSTEM_SERVICE else policy.service(name).paths)
-    return tuple(dict.fromkeys(paths))
-
-
-def _compare_ancestors_loosely(expected: dict[str, treediff.Entry], actual: dict[str, treediff.Entry],
-                               includes: tuple[str, ...]) -> None:
-    """With --include, restic recreates the parents of the included paths without their metadata."""
-    for inc in includes:
-        parent = os.path.dirname(inc.rstrip("/")).lstrip("/")
-        while parent:
-            for tree in (expected, actual):
-                if parent in tree:
-                    tree[parent] = treediff.Entry("dir", 0, 0, 0)
-            parent = os.path.dirname(parent)
 
 
 def run(ctx: Context, args) -> int:
@@ -143,7 +77,7 @@ def run(ctx: Context, args) -> int:
                 log.warning("run %s holds database %s, which the policy no longer defines; not drilled",
                             chosen.id, name)
         dbs = tuple(d for d in dbs if d in known)
-        unsupported = tuple(d for d in dbs if policy.database(d).type in UNDRILLABLE)
+        unsupported = tuple(d for d in dbs if not databases.can_drill(policy.database(d)))
         for name in unsupported:
             log.warning("database %s (%s) is not drilled: vhbackup cannot inspect a scratch copy of it; test it "
                         "with 'vhbackup restore --database %s --into-database NEW --yes'",
@@ -179,58 +113,31 @@ def run(ctx: Context, args) -> int:
 
 def _drill_files(ctx: Context, chosen: runs.Run, services: tuple[str, ...], keep: bool,
                  record: outcome.Record) -> list[str]:
-    policy = ctx.policy
-    includes = includes_for(policy, chosen, services)
-    nodes = list(ctx.restic.ls(chosen.files.id))
-    expected = expected_tree(nodes, includes)
-    need = sum(e.size for e in expected.values())
-    target = scratch_dir(ctx)
-    free = prechecks.free_bytes(target)
-    if need + policy.checks.min_free_space > free:
-        raise VhError(f"the drill needs {format_size(need)} in {os.path.dirname(target)} but only {format_size(free)} "
-                      f"is free (keeping checks.min_free_space {format_size(policy.checks.min_free_space)}); "
-                      f"free space there, or drill part of it with --service NAME")
+    includes = runs.includes(ctx.policy, chosen, services)
+    target = scratch.directory(ctx.policy, NAME, ctx.run_id)
     problems: list[str] = []
-    os.makedirs(target, mode=0o700)
     try:
-        started = time.monotonic()
-        ctx.restic.restore(chosen.files.id, target, includes, verify=True)
-        seconds = time.monotonic() - started
-        record.details["restore_seconds"] = round(seconds, 2)
-        actual = treediff.describe(target, content=False)
-        if includes:
-            _compare_ancestors_loosely(expected, actual, includes)
-        differences = treediff.differences(expected, actual)
-        record.details["files_compared"] = len(expected)
-        record.details["restored_bytes"] = need
-        problems += [f"files of run {chosen.id}: {d}" for d in differences[:20]]
-        if len(differences) > 20:
-            problems.append(f"files of run {chosen.id}: {len(differences) - 20} more differences")
-        log.info("restored %d entries (%s) of %s to %s in %s; %s", len(expected), format_size(need),
+        result = scratch.restore_and_compare(ctx, chosen.files.id, target, includes, verify=True,
+                                             hint=", or drill part of it with --service NAME")
+        record.details["restore_seconds"] = round(result.seconds, 2)
+        record.details["files_compared"] = result.entries
+        record.details["restored_bytes"] = result.bytes
+        problems += [f"files of run {chosen.id}: {d}" for d in result.differences[:20]]
+        if len(result.differences) > 20:
+            problems.append(f"files of run {chosen.id}: {len(result.differences) - 20} more differences")
+        log.info("restored %d entries (%s) of %s to %s in %s; %s", result.entries, format_size(result.bytes),
                  ", ".join(s if s != SYSTEM_SERVICE else "top-level paths" for s in services), target,
-                 format_duration(seconds), "all match the snapshot" if not differences else
-                 f"{len(differences)} difference(s)")
+                 format_duration(result.seconds), "all match the snapshot" if not result.differences else
+                 f"{len(result.differences)} difference(s)")
     except VhError as exc:
         problems.append(f"restoring the files of run {chosen.id} failed: {exc}")
     finally:
-        if keep:
+        if keep and os.path.exists(target):
             record.details["kept_directory"] = target
             log.info("kept the restored files in %s (--keep); remove it when done: rm -rf %s", target, target)
-        else:
-            _remove(target, problems)
+        elif (error := scratch.remove(target)) is not None:
+            problems.append(error)
     return problems
-
-
-def _remove(target: str, problems: list[str]) -> None:
-    try:
-        shutil.rmtree(target)
-    except OSError as exc:
-        problems.append(f"could not remove the scratch directory {target}: {exc.strerror}")
-        return
-    try:
-        os.rmdir(os.path.dirname(target))
-    except OSError:
-        pass
 
 
 def _drill_database(ctx: Context, chosen: runs.Run, name: str, keep: bool,

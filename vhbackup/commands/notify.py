@@ -40,7 +40,6 @@ log = logging.getLogger("vhbackup")
 
 UNIT_NAME = re.compile(r"^[A-Za-z0-9_.:@\\-]{1,255}$")
 JOURNAL_LINES = 200
-TAIL_LINES = 30
 CHECK_REPEAT = 24 * 3600.0
 CHECK_STATE = "last-check-alert.json"
 RUN_ACTIONS = alerts.ALERTED_ACTIONS
@@ -150,10 +149,7 @@ def _already_delivered(policy, entries: list[dict]) -> set[str]:
     run_ids = {e.get("VHBACKUP_RUN_ID") for e in entries} - {None}
     actions = {e.get("VHBACKUP_ACTION") for e in entries} & set(RUN_ACTIONS)
     for action in actions:
-        try:
-            record = state.read_json(state.last_run_path(policy.state_dir, action))
-        except (OSError, ValueError):
-            continue
+        record = _read(state.last_run_path(policy.state_dir, action))
         alert = (record.get("details") or {}).get("alert") or {}
         if record.get("run_id") in run_ids and alert.get("event") == "failure":
             delivered.update(alert.get("delivered") or ())
@@ -221,7 +217,7 @@ def unit_failed(ctx: Context, unit: str, lookup: InvocationLookup = invocation_i
         kind="failure", host=policy.host, title=f"{unit} failed", action=action or "unit",
         what=f"systemd unit {unit} failed" + (f" (vhbackup {action} run {run_id})" if run_id else ""),
         error=error, run_id=run_id, unit=unit,
-        log_lines=tuple(_journal_line(e) for e in entries[-TAIL_LINES:]),
+        log_lines=tuple(_journal_line(e) for e in entries[-alerts.TAIL_LINES:]),
         next_steps=(f"systemctl status {unit}", f"journalctl -u {unit} -n 200",
                     *alerts.next_steps(action or "", policy, error)),
         facts={"invocation_id": invocation or "unknown"}, policy=policy.source,

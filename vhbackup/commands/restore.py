@@ -64,14 +64,13 @@ def run(ctx: Context, args) -> int:
     else:
         chosen = runs.latest(all_runs, services, dbs)
     target = os.path.abspath(args.target) if args.target else None
-    includes = _includes(ctx.policy, chosen, services)
+    includes = runs.includes(ctx.policy, chosen, services)
     _describe(ctx, chosen, services, dbs, target, includes)
     if ctx.dry_run:
         return EXIT_OK
     if target is None and services:
         _confirm_in_place(ctx, args)
-    if dbs:
-        databases.plan_restore(ctx, chosen, [ctx.policy.database(d) for d in dbs], args)
+    steps = databases.plan_restore(ctx, chosen, [ctx.policy.database(d) for d in dbs], args)
     units = tuple(u for name in services if name != SYSTEM_SERVICE
                   for u in ctx.policy.service(name).units if ctx.policy.service(name).stop)
     with lock.held(ctx.policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:
@@ -81,12 +80,18 @@ def run(ctx: Context, args) -> int:
         with service_units.stopped(ctx, units if target is None else ()):
             if services:
                 if target:
-                    os.makedirs(target, exist_ok=True)
+                    _make_target(target)
                 ctx.restic.restore(chosen.files.id, target or "/", includes)
                 log.info("restored files of %s from run %s to %s", ", ".join(services), chosen.id, target or "/")
-            if dbs:
-                databases.restore_all(ctx, chosen, [ctx.policy.database(d) for d in dbs], args, record)
+            databases.restore_all(ctx, steps, args)
     return EXIT_OK
+
+
+def _make_target(target: str) -> None:
+    try:
+        os.makedirs(target, exist_ok=True)
+    except OSError as exc:
+        raise VhError(f"cannot create the restore target {target}: {exc.strerror}; choose another --target") from None
 
 
 def _requested(policy: Policy, args) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -118,16 +123,6 @@ def _requested(policy: Policy, args) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if not services and not dbs:
         raise UsageError("nothing to restore: the selection holds no files and no databases")
     return services, dbs
-
-
-def _includes(policy: Policy, run: runs.Run, services: tuple[str, ...]) -> tuple[str, ...]:
-    """restic --include paths; empty when every service in the snapshot is restored."""
-    if not services or set(run.services) <= set(services):
-        return ()
-    paths: list[str] = []
-    for name in services:
-        paths.extend(policy.paths if name == SYSTEM_SERVICE else policy.service(name).paths)
-    return tuple(dict.fromkeys(paths))
 
 
 def _describe(ctx: Context, run: runs.Run, services, dbs, target, includes) -> None:

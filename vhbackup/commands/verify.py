@@ -13,22 +13,18 @@ the log and to ``state_dir/reports/verify-<run>.txt``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import shutil
-import stat
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from vhbackup import lock, outcome, proc, runs, treediff
+from vhbackup import lock, outcome, runs, scratch, state
 from vhbackup.context import Context
 from vhbackup.errors import EXIT_OK, VhError
 from vhbackup.quantities import format_duration, format_size
-from vhbackup.restic import Snapshot, display_url, parse_time
+from vhbackup.restic import Snapshot, display_url
 
 NAME = "verify"
 HELP = "check the repository for damage (or one backup's content) and write a report"
@@ -40,9 +36,6 @@ KEEP_REPORTS = 100
 _CHECK_NOISE = ("using temporary cache", "create exclusive lock", "create shared lock", "load indexes",
                 "check all packs", "check snapshots, trees and blobs", "read all data", "read group #",
                 "no errors were found", "check successful", "[")
-
-# Go's os.FileMode keeps setuid/setgid/sticky in high bits, not in the Unix positions.
-_GO_SETUID, _GO_SETGID, _GO_STICKY = 1 << 23, 1 << 22, 1 << 20
 
 
 def add_arguments(parser) -> None:
@@ -102,51 +95,14 @@ def _damage(lines: list[str]) -> str:
 
 # --- content checks ----------------------------------------------------------------
 
-def _unix_mode(go_mode: int) -> int:
-    mode = go_mode & 0o777
-    if go_mode & _GO_SETUID:
-        mode |= stat.S_ISUID
-    if go_mode & _GO_SETGID:
-        mode |= stat.S_ISGID
-    if go_mode & _GO_STICKY:
-        mode |= stat.S_ISVTX
-    return mode
-
-
-def expected_tree(nodes: list[dict]) -> dict[str, treediff.Entry]:
-    """The snapshot's listing in ``treediff`` terms, keyed by path relative to the restore target."""
-    out = {}
-    for node in nodes:
-        rel = node["path"].lstrip("/")
-        mtime = int(parse_time(node["mtime"]).timestamp()) if node.get("mtime") else 0
-        kind = node.get("type")
-        if kind == "file":
-            out[rel] = treediff.Entry("file", _unix_mode(node.get("mode", 0)), node.get("size", 0), mtime)
-        elif kind == "dir":
-            out[rel] = treediff.Entry("dir", _unix_mode(node.get("mode", 0)), 0, mtime)
-        elif kind == "symlink":
-            out[rel] = treediff.Entry("symlink", 0, 0, mtime, target=node.get("linktarget"))
-        else:
-            out[rel] = treediff.Entry("other", _unix_mode(node.get("mode", 0)), 0, mtime)
-    return out
-
-
 def check_files(ctx: Context, snap: Snapshot) -> SnapshotCheck:
-    result = SnapshotCheck(snap.id, "files", ", ".join(snap.paths))
-    nodes = list(ctx.restic.ls(snap.id))
-    scratch_root = os.path.join(ctx.policy.repository.cache_dir, "scratch")
-    os.makedirs(scratch_root, mode=0o700, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix=f"verify-{ctx.run_id}-", dir=scratch_root)
+    target = scratch.directory(ctx.policy, NAME, ctx.run_id)
     try:
-        ctx.restic.restore(snap.id, scratch)
-        actual = treediff.describe(scratch, content=False)
-        expected = expected_tree(nodes)
-        result.differences = treediff.differences(expected, actual)
-        result.entries = len(expected)
-        result.bytes = sum(e.size for e in actual.values() if e.kind == "file")
+        result = scratch.restore_and_compare(ctx, snap.id, target)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return result
+        if (error := scratch.remove(target)) is not None:
+            log.warning("%s", error)
+    return SnapshotCheck(snap.id, "files", ", ".join(snap.paths), result.entries, result.bytes, result.differences)
 
 
 def check_database(ctx: Context, snap: Snapshot) -> SnapshotCheck:
@@ -155,21 +111,8 @@ def check_database(ctx: Context, snap: Snapshot) -> SnapshotCheck:
     for node in ctx.restic.ls(snap.id):
         if node.get("type") != "file":
             continue
-        process = ctx.restic.dump(snap.id, node["path"], proc.PIPE)
-        drain, tail = proc.drain_in_thread(process.stderr)
-        digest, count = hashlib.sha256(), 0
-        try:
-            for block in iter(lambda: process.stdout.read(1 << 20), b""):
-                count += len(block)
-                digest.update(block)
-            process.wait()
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-        finally:
-            drain.join(timeout=5)
-        ctx.restic.check_dump(process, "\n".join(tail))
+        with ctx.restic.dump_stream(snap.id, node["path"]) as stream:
+            count = sum(len(block) for block in iter(lambda: stream.read(1 << 20), b""))
         result.entries += 1
         result.bytes += count
         if count != node.get("size", 0):
@@ -217,12 +160,7 @@ def write_report(ctx: Context, text: str) -> str:
     directory = os.path.join(ctx.policy.state_dir, "reports")
     os.makedirs(directory, mode=0o700, exist_ok=True)
     path = os.path.join(directory, f"verify-{ctx.run_id}.txt")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.rename(tmp, path)
+    state.write_text_atomic(path, text)
     old = sorted(f for f in os.listdir(directory) if f.startswith("verify-") and f.endswith(".txt"))
     for name in old[:-KEEP_REPORTS]:
         os.unlink(os.path.join(directory, name))
@@ -255,7 +193,7 @@ def run(ctx: Context, args) -> int:
         values["findings"] = problems
         values["ok"] = not problems
         values["duration"] = time.monotonic() - clock
-        text = render(values)
+        text = state.redact(render(values), state.secrets_of(ctx.policy))
         path = write_report(ctx, text)
         record.details.update(mode=values["mode"], report=path, errors_found=len(problems))
         log.info("%s", text.rstrip("\n"))

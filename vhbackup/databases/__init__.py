@@ -2,8 +2,17 @@
 
 Each engine module (postgresql, mariadb, mongodb) says how to call its tools;
 this module runs them. A dump becomes one snapshot per policy database entry,
-with a stable file name (``postgresql-hub.dump``: restic 0.18 refuses a directory there) and the tags ``db:<name>``
-and ``service:<owner>``, and never passes through a temporary file.
+with a stable file name (``postgresql-hub.dump``: restic 0.18 refuses a
+directory there) and the tags ``db:<name>`` and ``service:<owner>``, and
+never passes through a temporary file.
+
+An engine module has the same names as the others (``ENGINES`` lists them):
+``INSTALL_HINT``, ``FATAL`` (a regex for its tools' error lines),
+``CAN_INSPECT`` (whether ``exists``/``is_empty``/``table_count``/``drop``
+work), ``stdin_filename(db)``, ``is_whole_server(path)``,
+``dump_tools(db)``, ``restore_tools(path)``, ``dump_command(db, conn)``,
+``restore_command(path, conn, target, source)``, ``exists``, ``is_empty``,
+``table_count``, ``create`` and ``drop`` (each ``(conn, name)``).
 
 Failure atomicity: with restic >= 0.17 restic runs the dump itself
 (``--stdin-from-command``) and saves nothing when it fails. Older restic
@@ -17,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
@@ -151,7 +159,7 @@ def _dump_through_pipe(ctx, db: Database, eng: ModuleType, command: Command, fil
             dump.stdout.close()
         dump.wait()
     finally:
-        _stop(dump)
+        proc.terminate(dump)
         drain.join(timeout=10)
     lines = list(tail)
     if restic_error is not None:
@@ -172,12 +180,6 @@ def _dump_through_pipe(ctx, db: Database, eng: ModuleType, command: Command, fil
 def _dump_failure(db: Database, command: Command, how: str, line: str | None) -> str:
     how = how.replace("exit status ", "exit ").replace("signal: killed", "killed by SIGKILL")
     return f"database {db.name}: {command.tool} failed ({how}){': ' + line if line else ''}; nothing was saved"
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-        process.wait()
 
 
 def _forget_failed(ctx, dumped: list[Dumped]) -> None:
@@ -275,9 +277,8 @@ def _plan_one(eng: ModuleType, conn: Connection, db: Database, snapshot: Snapsho
     return RestoreStep(db, snapshot, path, target, source, create=not present)
 
 
-def restore_all(ctx, run, databases: Sequence[Database], args, record) -> None:
-    """Stream each database's dump from ``run`` into its restore tool."""
-    steps = plan_restore(ctx, run, databases, args)
+def restore_all(ctx, steps: Sequence[RestoreStep], args) -> None:
+    """Stream each planned database dump into its restore tool."""
     for step in steps:
         eng = engine(step.db)
         with connect(step.db, args.db_host, args.db_port) as conn:
@@ -316,11 +317,11 @@ def _load(ctx, eng: ModuleType, snapshot: Snapshot, path: str, command: Command)
         try:
             loader.wait()
         finally:
-            _stop(loader)
+            proc.terminate(loader)
             drain.join(timeout=10)
         dump.wait()
     finally:
-        _stop(dump)
+        proc.terminate(dump)
         dump_drain.join(timeout=10)
     lines = list(tail)
     if loader.returncode != 0:
@@ -337,6 +338,11 @@ def _load(ctx, eng: ModuleType, snapshot: Snapshot, path: str, command: Command)
 # --- restore drill -------------------------------------------------------------
 
 
+def can_drill(db: Database) -> bool:
+    """The drill needs to look inside the server (does the scratch database exist, how many tables)."""
+    return engine(db).CAN_INSPECT
+
+
 def scratch_restore(ctx, snapshot: Snapshot | str, db: Database, scratch_name: str) -> int:
     """Load a database snapshot into a new database ``scratch_name`` on the same server; its table count.
 
@@ -349,9 +355,9 @@ def scratch_restore(ctx, snapshot: Snapshot | str, db: Database, scratch_name: s
     snapshot = _snapshot(ctx, snapshot)
     eng = engine(db)
     path = _dump_path(snapshot)
-    if eng is mongodb:
-        raise VhError(f"the restore drill cannot check MongoDB database {db.name}: vhbackup has no MongoDB shell; "
-                      f"test it with 'vhbackup restore --database {db.name} --into-database NEW --yes'")
+    if not can_drill(db):
+        raise VhError(f"the restore drill cannot check {db.type} database {db.name}: vhbackup cannot look inside "
+                      f"that server; test it with 'vhbackup restore --database {db.name} --into-database NEW --yes'")
     if scratch_name in (db.names or ()):
         raise UsageError(f"the scratch database may not be {scratch_name}, which database {db.name} backs up")
     if eng.is_whole_server(path):
@@ -374,7 +380,7 @@ def scratch_restore(ctx, snapshot: Snapshot | str, db: Database, scratch_name: s
 def drop_scratch(ctx, db: Database, scratch_name: str) -> None:
     """Remove what scratch_restore created (nothing, for dumps of several databases)."""
     eng = engine(db)
-    if eng is mongodb or db.names is None or len(db.names) > 1:
+    if not can_drill(db) or db.names is None or len(db.names) > 1:
         return
     if scratch_name in db.names:
         raise UsageError(f"refusing to drop {scratch_name}: database {db.name} backs it up")
@@ -392,18 +398,8 @@ def _snapshot(ctx, snapshot: Snapshot | str) -> Snapshot:
 
 
 def _count_create_table(ctx, snapshot: Snapshot, path: str) -> int:
-    dump = ctx.restic.dump(snapshot.id, path, stdout=proc.PIPE)
-    drain, tail = proc.drain_in_thread(dump.stderr)
-    count = 0
-    try:
-        for line in dump.stdout:
-            if line.startswith(b"CREATE TABLE"):
-                count += 1
-        dump.wait()
-    finally:
-        _stop(dump)
-        drain.join(timeout=10)
-    ctx.restic.check_dump(dump, "\n".join(tail))
+    with ctx.restic.dump_stream(snapshot.id, path) as stream:
+        count = sum(1 for line in stream if line.startswith(b"CREATE TABLE"))
     if not count:
         raise VhError(f"the dump in snapshot {snapshot.short_id} holds no CREATE TABLE statement")
     return count

@@ -7,7 +7,6 @@ import re
 from vhbackup.databases.common import Command, Connection, first_available, query, sql_literal
 from vhbackup.policy import Database
 
-PACKAGE = "mariadb-client"
 INSTALL_HINT = "apt install mariadb-client"
 
 DUMP_TOOLS = ("mariadb-dump", "mysqldump")

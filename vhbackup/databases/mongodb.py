@@ -15,7 +15,6 @@ from vhbackup.databases.common import Command, Connection
 from vhbackup.errors import VhError
 from vhbackup.policy import Database
 
-PACKAGE = "mongodb-database-tools"
 INSTALL_HINT = ("install mongodb-database-tools from MongoDB's own apt repository "
                 "(https://www.mongodb.com/docs/database-tools/installation/); it is not in Debian")
 

@@ -7,7 +7,6 @@ import re
 from vhbackup.databases.common import Command, Connection, query, sql_literal
 from vhbackup.policy import Database
 
-PACKAGE = "postgresql-client"
 INSTALL_HINT = "apt install postgresql-client"
 
 #: pg_dump's output format. Custom (-Fc) lets pg_restore replace objects (--clean) inside one
