@@ -46,6 +46,7 @@ restic-0.18:
 	tools/fetch-restic-0.18.sh
 
 # docs/benchmarks.md: vhbackup vs bare restic, dump-then-backup scripts and borgmatic
+# (SCALE=large writes docs/benchmarks-large.md instead: the full sizes, ~22 min on 2 cores)
 # (SCALE=tiny|small|large, default small; see bench/run.py for SEED, RESTIC, RUNS).
 bench: services
 	@tools/apt-install.sh $(RUNTIME_DEPS) $(BENCH_DEPS)

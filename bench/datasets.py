@@ -119,6 +119,41 @@ def pg_change_rows(name: str, fraction: float, seed: int) -> None:
                   f"WHERE aid % {step} = {seed % step}")
 
 
+EVENT_KINDS = ("login", "logout", "view", "search", "order", "payment", "error", "upload")
+
+
+def _events_sql(first: int, last: int) -> str:
+    """Rows ``first``..``last`` of the append-only events table: a web application's activity log.
+
+    Every column derives from the row number, so the same rows come out on every machine.
+    """
+    kinds = ", ".join(f"'{k}'" for k in EVENT_KINDS)
+    return (f"INSERT INTO events SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '3 seconds', "
+            f"((g * 7919) % 100000 + 1)::int, (ARRAY[{kinds}])[1 + (g * 31) % 8], "
+            f"json_build_object('ip', '10.' || (g % 251) || '.' || (g * 7 % 253) || '.' || (g * 13 % 254), "
+            f"'session', md5((g / 20)::text), 'path', '/api/v1/items/' || (g * 17 % 5000), "
+            f"'status', (ARRAY[200, 200, 200, 200, 201, 304, 404, 500])[1 + (g * 11) % 8], "
+            f"'ms', (g * 7907) % 1500, 'agent', 'Mozilla/5.0 (X11; Linux x86_64) client/' || (g % 40))::text "
+            f"FROM generate_series({first}::bigint, {last}::bigint) g")
+
+
+def pg_add_events(name: str, rows: int) -> None:
+    """An append-mostly table (an activity log) of ``rows`` rows next to pgbench's tables."""
+    pg_psql(name, "CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz NOT NULL, account int NOT NULL, "
+                  "kind text NOT NULL, payload text NOT NULL)")
+    pg_psql(name, _events_sql(1, rows))
+    pg_psql(name, "VACUUM ANALYZE events")
+
+
+def pg_append_events(name: str, fraction: float) -> int:
+    """Append ``fraction`` of the events table's row count as new rows (the next ids); returns how many."""
+    have = int(pg_psql(name, "SELECT count(*) FROM events").strip())
+    top = int(pg_psql(name, "SELECT coalesce(max(id), 0) FROM events").strip())
+    add = max(1, int(have * fraction))
+    pg_psql(name, _events_sql(top + 1, top + add))
+    return add
+
+
 def pg_drop(name: str) -> None:
     quiet(["dropdb", *PG, "--if-exists", name])
 

@@ -3,7 +3,7 @@
 
 Environment: SCALE=tiny|small|large (default small), SEED (default 1),
 RESTIC (default /usr/bin/restic), RUNS (override the scale's run count),
-BENCH_OUT (default docs/benchmarks.md), BENCH_BORGMATIC=0 to leave borgmatic out.
+BENCH_OUT (default docs/benchmarks.md for small, docs/benchmarks-<scale>.md otherwise), BENCH_BORGMATIC=0 to leave borgmatic out.
 `bench/run.py --render WORK/results.json` rewrites the report from saved samples.
 """
 
@@ -79,17 +79,23 @@ def write_report(state: dict, out: str) -> None:
         fh.write(text)
 
 
+def default_out(scale: str) -> str:
+    """docs/benchmarks.md for the default scale, docs/benchmarks-<scale>.md for the others."""
+    return os.path.join(ROOT, "docs", "benchmarks.md" if scale == "small" else f"benchmarks-{scale}.md")
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--render"]:
         with open(sys.argv[2]) as fh:
-            write_report(json.load(fh), os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs", "benchmarks.md")))
+            state = json.load(fh)
+        write_report(state, os.environ.get("BENCH_OUT", default_out(state["scale"]["name"])))
         return 0
     began = time.monotonic()
     scale = os.environ.get("SCALE", "small")
     world = make_world(scale, int(os.environ.get("SEED", "1")), os.environ.get("RESTIC", "/usr/bin/restic"))
     if os.environ.get("RUNS"):
         world.scale = dataclasses.replace(world.scale, runs=int(os.environ["RUNS"]))
-    out = os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs", "benchmarks.md"))
+    out = os.environ.get("BENCH_OUT", default_out(scale))
     # What the Debian package does at install: without it, the first runs would pay for byte-compiling.
     subprocess.run([PYTHON, "-m", "compileall", "-q", os.path.join(ROOT, "vhbackup")], stdout=subprocess.DEVNULL)
     borgmatic = None if os.environ.get("BENCH_BORGMATIC") == "0" else borgmatic_binary()
@@ -108,12 +114,14 @@ def main() -> int:
     try:
         print("bench: creating databases", flush=True)
         datasets.pg_create(pg_name, sc.pg_scale)
+        datasets.pg_add_events(pg_name, sc.events_rows)
         datasets.quiet(["createdb", *datasets.PG, "-T", pg_name, growth_name])
         for s, name in rss_names.items():
             datasets.pg_create(name, s)
         datasets.my_create(my_name, sc.my_rows)
-        datasets_info["postgresql"] = (f"pgbench -i -s {sc.pg_scale} ({datasets.pg_size(pg_name) / 2**20:.0f} "
-                                       f"MiB on disk)")
+        datasets_info["postgresql"] = (f"pgbench -i -s {sc.pg_scale} plus an append-mostly `events` table "
+                                       f"(an activity log) of {sc.events_rows} rows "
+                                       f"({datasets.pg_size(pg_name) / 2**20:.0f} MiB on disk)")
         datasets_info["mariadb"] = f"one InnoDB table of {sc.my_rows} generated rows"
 
         files = Files(world, tree, borgmatic)
@@ -125,6 +133,7 @@ def main() -> int:
         guarded(results, "db_pg", dbs.backup, "postgresql")
         guarded(results, "db_my", dbs.backup, "mariadb")
         guarded(results, "restore_db", dbs.restore)
+        guarded(results, "restore_my", dbs.restore, "mariadb")
         guarded(results, "rss", dbs.rss_flat, rss_names)
         guarded(results, "growth", dbs.growth, growth_name)
     finally:

@@ -216,6 +216,9 @@ class Files:
         alternate(scen, contenders, w.scale.runs)
 
 
+BASELINE_RESTORE = {"postgresql": "bare restic dump | pg_restore", "mariadb": "bare restic dump | mariadb"}
+
+
 class Databases:
     """Scenarios 3, 4 and 5b (and the borgmatic database backup of 7)."""
 
@@ -229,7 +232,8 @@ class Databases:
         return ["pg_dump", *datasets.PG, *fmt, name]
 
     def my_dump_argv(self, name: str) -> list[str]:
-        return ["mariadb-dump", *datasets.MY, *MY_DUMP_ARGS, "--databases", name]
+        """vhbackup's own mariadb-dump argv for one database (no --databases: loadable under another name)."""
+        return ["mariadb-dump", *datasets.MY, "--default-character-set=utf8mb4", *MY_DUMP_ARGS, name]
 
     def db_policy(self, label: str, repo: str, cache: str, kind: str, name: str) -> str:
         if kind == "postgresql":
@@ -311,28 +315,45 @@ class Databases:
                 w.vh(policy, "backup", "--databases-only"), env=w.vh_env(), cwd=ROOT, own=True, log=w.log)))
         alternate(scen, contenders, max(2, w.scale.runs - 1))
 
+    GROWTH_FORMATS = {"-Fc (pg_dump's default compression)": ("-Fc",), "-Fc -Z0": ("-Fc", "-Z0"),
+                      "plain SQL (-Fp)": ("-Fp",)}
+    GROWTH_STEPS = (("first", "first backup", None),
+                    ("update", "1% of pgbench_accounts rows updated (scattered)", "update"),
+                    ("append", "1% new rows appended to events", "append"))
+
     def growth(self, results: dict[str, Scenario], name: str) -> None:
-        """Scenario 4: repository growth for a second backup after 1% of the rows changed, per dump format."""
+        """Scenario 4: repository growth per dump format for two change patterns, plus dump and restore time.
+
+        One database (pgbench + events) and one repository per format. Backups: the
+        first; then after 1% of pgbench_accounts rows are updated (scattered, as
+        pgbench does); then after 1% new rows are appended to events. All formats
+        back up the same database state at each step.
+        """
         w = self.w
         scen = results["growth"] = Scenario(
-            "growth", "4. Repository growth per dump format (PostgreSQL, 1% of rows changed)",
-            "Each format streams `pg_dump | restic backup --stdin` into a repository of its own; then 1% "
-            "of pgbench_accounts rows are updated and each backs up again. Growth is the repository's "
-            "size on disk after the second backup minus after the first (restic's default compression).")
+            "growth", "4. Repository growth per dump format (PostgreSQL: scattered updates, appends)",
+            "Each format streams `pg_dump | restic backup --stdin` into a repository of its own. Backup 1 is "
+            "the first; before backup 2, 1% of `pgbench_accounts` rows get UPDATEd (every 100th `aid`: "
+            "pgbench-style scattered updates); before backup 3, 1% new rows are appended to `events` (an "
+            "activity log). Growth is the repository's size on disk after a backup minus before it "
+            "(restic's default compression, repository format 2). Dump time: `pg_dump FORMAT > /dev/null`; "
+            "restore time: the finished dump file loaded into an empty database with the options vhbackup "
+            "uses (`pg_restore --clean --if-exists --single-transaction --exit-on-error`, or `psql "
+            "--single-transaction -v ON_ERROR_STOP=1` for plain SQL).")
         print("scenario 4: repository growth", flush=True)
-        formats = {"-Fc (pg_dump's default compression)": ("-Fc",), "-Fc -Z0": ("-Fc", "-Z0"),
-                   "plain SQL (-Fp)": ("-Fp",)}
+        formats = self.GROWTH_FORMATS
         vh_fmt = next((label for label, fmt in formats.items() if fmt == PG_FORMAT), None)
         if vh_fmt:
             scen.notes.append(f"vhbackup's format: {vh_fmt}")
-        rows = {}
+        rows: dict[str, dict] = {}
         repos = {}
         for label, fmt in formats.items():
             repos[label] = w.new_repo(f"growth-{len(repos)}")
-            rows[label] = {"dump": stream_bytes(self.pg_dump_argv(name, fmt))}
-        repos["vhbackup backup --databases-only"] = w.new_repo("growth-vh")
-        rows["vhbackup backup --databases-only"] = {"dump": stream_bytes(self.pg_dump_argv(name))}
-        policy = self.db_policy("growth-vh", *repos["vhbackup backup --databases-only"], "postgresql", name)
+            rows[label] = {"dump": stream_bytes(self.pg_dump_argv(name, fmt)), "init_size": repo_bytes(repos[label][0])}
+        vh_label = "vhbackup backup --databases-only"
+        repos[vh_label] = w.new_repo("growth-vh")
+        rows[vh_label] = {"dump": stream_bytes(self.pg_dump_argv(name)), "init_size": repo_bytes(repos[vh_label][0])}
+        policy = self.db_policy("growth-vh", *repos[vh_label], "postgresql", name)
 
         def backup(label: str) -> Sample:
             if label.startswith("vhbackup"):
@@ -342,9 +363,11 @@ class Databases:
                     f"{shlex.quote(w.restic)} backup --json --host {HOST} --stdin --stdin-filename db > /dev/null")
             return run(["bash", "-c", pipe], env=w.restic_env(*repos[label]), log=w.log)
 
-        for step in ("first", "second"):
-            if step == "second":
+        for step, _, change in self.GROWTH_STEPS:
+            if change == "update":
                 datasets.pg_change_rows(name, 0.01, w.seed)
+            elif change == "append":
+                rows[vh_label]["appended"] = datasets.pg_append_events(name, 0.01)
             for label in rows:
                 if label in scen.errors:
                     continue
@@ -356,46 +379,104 @@ class Databases:
                 rows[label][f"{step}_wall"] = sample.wall
                 rows[label][f"{step}_cpu"] = sample.cpu
                 rows[label][f"{step}_size"] = repo_bytes(repos[label][0])
+                rows[label][f"{step}_dump"] = stream_bytes(self.pg_dump_argv(name, formats.get(label, PG_FORMAT)))
         scen.notes.append(rows)  # type: ignore[arg-type]
         for label, _ in repos.items():
             shutil.rmtree(repos[label][0], ignore_errors=True)
+        self.dump_restore_times(results, name)
 
-    def restore(self, results: dict[str, Scenario]) -> None:
+    def dump_restore_times(self, results: dict[str, Scenario], name: str) -> None:
+        """Scenario 4, second table: how long each format takes to dump and to load into an empty database."""
+        w = self.w
+        scen = results["formats"] = Scenario(
+            "formats", "4b. Dump and restore time per format (PostgreSQL, the database of 4 after its changes)",
+            "Dump: `pg_dump FORMAT DB > /dev/null`. Restore: the dump file (written untimed beforehand) loaded "
+            "into an empty database created (untimed) before each run, with vhbackup's restore options.")
+        print("scenario 4b: dump and restore time per format", flush=True)
+        scratch = w.path("scratch")
+        os.makedirs(scratch, exist_ok=True)
+        target = datasets.unique_name("vhbench_fmt")
+        files = {}
+        contenders = []
+        for label, fmt in self.GROWTH_FORMATS.items():
+            dump = self.pg_dump_argv(name, fmt)
+            files[label] = os.path.join(scratch, f"format-{len(files)}")
+            quiet(["bash", "-c", f"{' '.join(shlex.quote(a) for a in dump)} > {shlex.quote(files[label])}"])
+            contenders.append((f"dump {label}", lambda i, dump=dump: run(
+                ["bash", "-c", f"{' '.join(shlex.quote(a) for a in dump)} > /dev/null"], log=w.log)))
+        for label, fmt in self.GROWTH_FORMATS.items():
+            if fmt == ("-Fp",):
+                load = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", *datasets.PG,
+                        "-d", target, "-f", files[label]]
+            else:
+                load = ["pg_restore", *datasets.PG, "--clean", "--if-exists", "--single-transaction",
+                        "--exit-on-error", "-d", target, files[label]]
+
+            def restore(i: int, load=load) -> Sample:
+                datasets.pg_drop(target)
+                quiet(["createdb", *datasets.PG, "-T", "template0", target])
+                return run(load, log=w.log)
+            contenders.append((f"restore {label}", restore))
+        try:
+            alternate(scen, contenders, w.scale.runs)
+        finally:
+            datasets.pg_drop(target)
+            for path in files.values():
+                os.unlink(path)
+
+    def restore(self, results: dict[str, Scenario], kind: str = "postgresql") -> None:
+        """Scenario 5b: one database into a new database, vhbackup vs `restic dump | pg_restore` (or `| mariadb`)."""
         w, n = self.w, self.w.scale.runs
-        scen = results["restore_db"] = Scenario(
-            "restore_db", "5b. Restore the PostgreSQL database into a new database",
+        pg = kind == "postgresql"
+        key, state_key = ("restore_db", "db_pg") if pg else ("restore_my", "db_my")
+        loader = ("pg_restore " + " ".join(datasets.PG) + " --clean --if-exists --single-transaction "
+                  "--exit-on-error -d NEW") if pg else ("mariadb " + " ".join(datasets.MY)
+                                                       + " --default-character-set=utf8mb4 NEW")
+        scen = results[key] = Scenario(
+            key, f"5{'b' if pg else 'c'}. Restore the {'PostgreSQL' if pg else 'MariaDB'} database into a new database",
             "Both load the same snapshot of vhbackup's repository into an empty database created "
-            "(untimed) before each run and dropped after it. Bare: `restic dump latest FILE | pg_restore "
-            "--clean --if-exists --single-transaction --exit-on-error -d NEW`, the options vhbackup uses.")
-        print("scenario 5b: restore database", flush=True)
-        if "db_pg" not in getattr(self, "state", {}):
-            scen.fail("vhbackup restore --into-database", "no PostgreSQL backup to restore")
+            f"(untimed) before each run and dropped after it. Bare: `restic dump latest FILE | {loader}`, "
+            "the tool and options vhbackup uses.")
+        print(f"scenario 5b: restore {kind} database", flush=True)
+        vh_label = "vhbackup restore --into-database"
+        bare_label = BASELINE_RESTORE[kind]
+        if state_key not in getattr(self, "state", {}):
+            scen.fail(vh_label, f"no {kind} backup to restore")
             return
-        (repo, cache), policy = self.state["db_pg"]
+        (repo, cache), policy = self.state[state_key]
         target = datasets.unique_name("vhbench_restore")
         listing = quiet([w.restic, "ls", "--json", "latest"], env=w.restic_env(repo, cache)).decode()
         path = next(json.loads(line)["path"] for line in listing.splitlines()
                     if line.startswith("{") and json.loads(line).get("type") == "file")
+        load = loader.replace("NEW", target)
+
+        def drop() -> None:
+            if pg:
+                datasets.pg_drop(target)
+            else:
+                datasets.my_drop(target)
 
         def fresh() -> None:
-            datasets.pg_drop(target)
-            quiet(["createdb", *datasets.PG, "-T", "template0", target])
+            drop()
+            if pg:
+                quiet(["createdb", *datasets.PG, "-T", "template0", target])
+            else:
+                datasets.my_sql(f"CREATE DATABASE `{target}` CHARACTER SET utf8mb4")
 
         def vh(i: int) -> Sample:
             fresh()
-            return run(w.vh(policy, "restore", "--latest", "--database", "pgdb", "--into-database", target),
-                       env=w.vh_env(), cwd=ROOT, own=True, log=w.log)
+            return run(w.vh(policy, "restore", "--latest", "--database", "pgdb" if pg else "mydb",
+                            "--into-database", target), env=w.vh_env(), cwd=ROOT, own=True, log=w.log)
 
         def bare(i: int) -> Sample:
             fresh()
-            pipe = (f"set -eo pipefail; {shlex.quote(w.restic)} dump latest {path} | pg_restore "
-                    f"{' '.join(datasets.PG)} --clean --if-exists --single-transaction --exit-on-error -d {target}")
+            pipe = f"set -eo pipefail; {shlex.quote(w.restic)} dump latest {path} | {load}"
             return run(["bash", "-c", pipe], env=w.restic_env(repo, cache), log=w.log)
 
         try:
-            alternate(scen, [("vhbackup restore --into-database", vh), ("bare restic dump | pg_restore", bare)], n)
+            alternate(scen, [(vh_label, vh), (bare_label, bare)], n)
         finally:
-            datasets.pg_drop(target)
+            drop()
 
     def borgmatic_db(self):
         """borgmatic streams pg_dump through a named pipe into borg; same format options as vhbackup."""

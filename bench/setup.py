@@ -33,15 +33,16 @@ class Scale:
     rss_scales: tuple[int, int]
     runs: int
     latency_runs: int
+    events_rows: int = 0
 
 
 SCALES = {
     "tiny": Scale("tiny", files=300, bytes=8 << 20, pg_scale=1, my_rows=20_000, rss_scales=(1, 3),
-                  runs=2, latency_runs=5),
+                  runs=2, latency_runs=5, events_rows=30_000),
     "small": Scale("small", files=3000, bytes=100 << 20, pg_scale=5, my_rows=200_000, rss_scales=(1, 10),
-                   runs=3, latency_runs=15),
+                   runs=3, latency_runs=15, events_rows=300_000),
     "large": Scale("large", files=20000, bytes=1 << 30, pg_scale=20, my_rows=2_000_000, rss_scales=(10, 200),
-                   runs=5, latency_runs=30),
+                   runs=5, latency_runs=30, events_rows=1_200_000),
 }
 
 

@@ -345,8 +345,13 @@ class Restic:
         """restic < 0.17 cannot restore a symlink over an existing one ("file exists"): remove those first.
 
         Only paths that are symlinks both in the snapshot and on disk are removed; the restore
-        puts them back as the snapshot has them.
+        puts them back as the snapshot has them. When nothing exists yet where the restore writes
+        (a new or empty target), nothing can be in the way: the listing (a restic call, and the
+        whole snapshot's nodes in memory) is skipped.
         """
+        roots = [os.path.join(target, inc.lstrip("/")) for inc in includes] or [target]
+        if not any(_occupied(root) for root in roots):
+            return
         for node in self.ls(snapshot_id):
             path = node.get("path", "")
             if node.get("type") != "symlink" or not path.startswith("/"):
@@ -418,6 +423,16 @@ def _error_text(msg: dict) -> str:
     if isinstance(err.get("Err"), int):
         return os.strerror(err["Err"])
     return str(err)
+
+
+def _occupied(path: str) -> bool:
+    """Something exists at ``path`` that a restore could collide with: anything but an empty directory."""
+    if not os.path.lexists(path):
+        return False
+    if os.path.islink(path) or not os.path.isdir(path):
+        return True
+    with os.scandir(path) as entries:
+        return next(entries, None) is not None
 
 
 def _last_error(stderr: str) -> str:
