@@ -189,3 +189,44 @@ def sample_policy(tree: Path) -> dict:
             "agent": {"paths": [str(tree / "srv/agent/data")]},
         },
     }
+
+
+def write_secret(path: Path, text: str) -> str:
+    """A credential file as vhbackup demands it: mode 600 from the start."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, (text + "\n").encode())
+    os.close(fd)
+    return str(path)
+
+
+@pytest.fixture
+def secret() -> str:
+    """A unique string that must never show up in anything vhbackup writes, logs or sends."""
+    return f"LEAKCHECK{secrets.token_hex(12)}"
+
+
+@pytest.fixture
+def smtp(secret):
+    """A real SMTP server on 127.0.0.1 that accepts the login alerts / ``secret``."""
+    from tests.alert_sinks import SmtpSink
+    sink = SmtpSink(user="alerts", password=secret)
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def http():
+    """A real HTTP listener on 127.0.0.1 that records every request."""
+    from tests.alert_sinks import HttpSink
+    sink = HttpSink()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def silent():
+    """A listener that accepts connections and never answers."""
+    from tests.alert_sinks import Silent
+    sink = Silent()
+    yield sink
+    sink.stop()

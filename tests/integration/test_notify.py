@@ -5,39 +5,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.alert_sinks import HttpSink, Silent, SmtpSink, closed_port
-from tests.conftest import RESTIC, make_env
+from tests.alert_sinks import Silent, closed_port
+from tests.conftest import RESTIC, make_env, write_secret
 
 SMTP_USER = "alerts"
-
-
-@pytest.fixture
-def secret() -> str:
-    return f"LEAKCHECK{time.time_ns():x}"
-
-
-@pytest.fixture
-def smtp(secret):
-    sink = SmtpSink(user=SMTP_USER, password=secret)
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
-def http():
-    sink = HttpSink()
-    yield sink
-    sink.stop()
-
-
-def write_secret(path: Path, text: str) -> str:
-    path.write_text(text + "\n")
-    path.chmod(0o600)
-    return str(path)
 
 
 def notify_section(env, smtp_port: int, hook_url: str, secret: str, on=("failure",)) -> dict:

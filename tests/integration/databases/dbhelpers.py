@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import subprocess
-from pathlib import Path
 
 PG = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
 MARIA = ["-h", "127.0.0.1", "-P", "3306", "-u", "root"]
@@ -143,13 +141,6 @@ class Databases:
                             f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], capture_output=True)
         for name in self.maria:
             subprocess.run(["mariadb", *MARIA, "-e", f"DROP DATABASE IF EXISTS `{name}`"], capture_output=True)
-
-
-def write_secret(path: Path, text: str) -> str:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.write(fd, (text + "\n").encode())
-    os.close(fd)
-    return str(path)
 
 
 def snapshots(env, *tags: str) -> list[dict]:

@@ -7,7 +7,8 @@ import os
 import stat
 
 import pytest
-from dbhelpers import maria_fingerprint, pg_exists, pg_fingerprint, runs_json, snapshots, write_secret
+from dbhelpers import maria_fingerprint, pg_exists, pg_fingerprint, runs_json, snapshots
+from tests.conftest import write_secret
 
 KILLER = """#!/bin/sh
 # Stand-in pg_dump: the real one, except that for one database it is killed mid-stream.

@@ -13,7 +13,8 @@ import os
 import secrets
 import subprocess
 
-from dbhelpers import runs_json, snapshots, write_secret
+from dbhelpers import runs_json, snapshots
+from tests.conftest import write_secret
 
 MONGODUMP = r'''#!/usr/bin/python3
 import json, os, sys

@@ -9,7 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from dbhelpers import psql, write_secret
+from dbhelpers import psql
+from tests.conftest import write_secret
 
 ROOT = Path(__file__).resolve().parents[3]
 

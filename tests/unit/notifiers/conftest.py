@@ -3,48 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-from pathlib import Path
 
 import pytest
 
-from tests.alert_sinks import HttpSink, Silent, SmtpSink
+from tests.conftest import write_secret
 from vhbackup.policy import load_policy
-
-
-def write_secret(path: Path, text: str) -> str:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.write(fd, (text + "\n").encode())
-    os.close(fd)
-    return str(path)
-
-
-@pytest.fixture
-def secret() -> str:
-    """A unique string that must never show up in anything vhbackup writes, logs or sends."""
-    return f"LEAKCHECK{secrets.token_hex(12)}"
-
-
-@pytest.fixture
-def smtp(secret):
-    sink = SmtpSink(user="alerts", password=secret)
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
-def http():
-    sink = HttpSink()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
-def silent():
-    sink = Silent()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture
