@@ -1,9 +1,11 @@
 """What is alerted, when, and through which notifiers.
 
 Events come from four places: ``after_run`` (the end of every backup,
-prune, verify and drill, called by ``outcome.recorded``), ``vhbackup notify
+prune, verify and drill, called by ``outcome.recorded`` before it saves the
+run's record, which then carries the alert's outcome), ``vhbackup notify
 --unit`` (systemd's OnFailure= handler), ``vhbackup notify --check`` (health
-not OK: no recent backup, low space) and ``vhbackup notify --test``.
+not OK: no recent backup, low space; see ``health_alerts``) and
+``vhbackup notify --test``.
 ``notify.on`` filters them by kind (failure, warning, success).
 
 Delivery goes to every configured notifier at once, each in its own thread
@@ -21,21 +23,19 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Iterable
 
-from vhbackup import __version__, notifiers, state
 from vhbackup import log as vlog
+from vhbackup import notifiers, state
+from vhbackup.events import Event, render  # noqa: F401 - render is part of this module's interface
 from vhbackup.policy import Policy
 
 log = logging.getLogger("vhbackup")
 
 KINDS = ("failure", "warning", "success", "test")
-#: Actions whose runs alert. A restore is run by hand and reports to the person running it.
-ALERTED_ACTIONS = ("backup", "prune", "verify", "drill")
+ALERTED_ACTIONS = state.ALERTED_ACTIONS
 TAIL_LINES = 30
 #: Extra seconds a notifier thread gets beyond its own socket timeout before it is abandoned.
 GRACE = 2.0
@@ -50,49 +50,6 @@ _NEXT_STEPS = {
     "drill": ("vhbackup drill --keep   (keeps the scratch copy to inspect)", "vhbackup restore --list",
               "journalctl -u vhbackup-drill.service -n 100"),
 }
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: str  # failure | warning | success | test
-    host: str
-    title: str
-    what: str
-    action: str
-    error: str | None = None
-    run_id: str | None = None
-    unit: str | None = None
-    exit_code: int | None = None
-    time: float = field(default_factory=time.time)
-    log_lines: tuple[str, ...] = ()
-    next_steps: tuple[str, ...] = ()
-    facts: dict = field(default_factory=dict)
-    policy: str = ""
-
-    @property
-    def status(self) -> str:
-        """The word for ``{status}`` in webhook URLs."""
-        return "fail" if self.kind == "failure" else self.kind
-
-    @property
-    def exit_status(self) -> int:
-        """The number for ``{exit_status}`` in webhook URLs: 0 only when all is well."""
-        if self.kind in ("success", "test"):
-            return 0
-        return self.exit_code or 1
-
-    @property
-    def time_iso(self) -> str:
-        return datetime.fromtimestamp(self.time).astimezone().isoformat(timespec="seconds")
-
-    def as_dict(self) -> dict:
-        return {
-            "source": "vhbackup", "version": __version__, "kind": self.kind, "status": self.status,
-            "host": self.host, "title": self.title, "what": self.what, "action": self.action,
-            "error": self.error, "run_id": self.run_id, "unit": self.unit, "exit_code": self.exit_code,
-            "time": self.time, "time_iso": self.time_iso, "log_lines": list(self.log_lines),
-            "next_steps": list(self.next_steps), "facts": dict(self.facts),
-        }
 
 
 @dataclass(frozen=True)
@@ -130,26 +87,6 @@ logging.getLogger("vhbackup").addFilter(_tail)
 
 def log_tail() -> tuple[str, ...]:
     return tuple(_tail.lines)
-
-
-# --- rendering ---------------------------------------------------------------------
-
-@lru_cache(maxsize=1)
-def _templates():
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(Path(__file__).with_name("templates"))),
-        autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-    )
-
-
-def render(event: Event) -> tuple[str, str]:
-    """(subject, body) from the packaged Jinja2 templates."""
-    values = {**event.as_dict(), "version": __version__, "policy": event.policy}
-    subject = _templates().get_template("alert-subject.txt.j2").render(values)
-    body = _templates().get_template("alert-body.txt.j2").render(values)
-    return " ".join(subject.split()), body
 
 
 # --- delivery ----------------------------------------------------------------------
@@ -238,13 +175,22 @@ def _kind_of(record) -> str:
     return "success"
 
 
-def next_steps(action: str, policy: Policy, error: str | None = None) -> tuple[str, ...]:
+#: What to run first for a failure of a given kind (the exception's type name).
+_FIRST_STEP = {
+    "RepositoryLocked": "vhbackup unlock   (removes only locks of processes that are gone)",
+    "LockHeld": "systemctl list-units 'vhbackup*'   (which vhbackup run holds the lock)",
+    "RepositoryMissing": "vhbackup init   (or fix repository.url in {source})",
+    "WrongPassword": "vhbackup config check   (which password file is used)",
+    "AccessDenied": "vhbackup config check   (then the credentials in repository.url or the env file)",
+    "RepositoryUnreachable": "check that the storage server answers (network, DNS, TLS) and repository.url in {source}",
+    "StateError": "df -h {state_dir}   (vhbackup could not record its runs)",
+}
+
+
+def next_steps(action: str, policy: Policy, kind: str | None = None) -> tuple[str, ...]:
     steps = [s.format(state_dir=policy.state_dir) for s in _NEXT_STEPS.get(action, ("vhbackup status",))]
-    text = (error or "").lower()
-    if "locked" in text:
-        steps.insert(0, "vhbackup unlock   (if no other vhbackup or restic is running)")
-    if "no restic repository" in text:
-        steps.insert(0, f"vhbackup init   (or fix repository.url in {policy.source})")
+    if kind in _FIRST_STEP:
+        steps.insert(0, _FIRST_STEP[kind].format(source=policy.source, state_dir=policy.state_dir))
     return tuple(steps)
 
 
@@ -265,13 +211,13 @@ def event_from_record(policy: Policy, record, lines: tuple[str, ...] = ()) -> Ev
     if record.bytes_added:
         facts["bytes_added"] = record.bytes_added
     for key, value in record.details.items():
-        if key != "alert" and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if key not in ("alert", "error_kind") and isinstance(value, (str, int, float)) and not isinstance(value, bool):
             facts[key] = value
     return Event(
         kind=kind, host=record.host, title=title, action=record.action, run_id=record.run_id,
         what=f"vhbackup {record.action} run {record.run_id}", error=record.error,
         exit_code=record.exit_code, time=record.started + record.duration, log_lines=lines,
-        next_steps=next_steps(record.action, policy, record.error) if kind != "success" else (),
+        next_steps=next_steps(record.action, policy, record.details.get("error_kind")) if kind != "success" else (),
         facts=facts, policy=policy.source,
     )
 
@@ -282,23 +228,18 @@ def alert_summary(event: Event, results: list[Delivery]) -> dict:
             "failed": [r.notifier for r in results if not r.ok]}
 
 
-def after_run(ctx, record) -> None:
-    """Alert for a finished run if ``notify.on`` asks for its kind; never raises."""
+def after_run(policy: Policy, record) -> dict | None:
+    """Alert for a finished run if ``notify.on`` asks for its kind; what was delivered, or None.
+
+    Never raises: an alert must never change a run's outcome.
+    """
     try:
-        _after_run(ctx, record)
-    except Exception as exc:  # noqa: BLE001 - an alert must never change a run's outcome
+        if record.action not in ALERTED_ACTIONS or not wanted(policy, _kind_of(record)):
+            return None
+        if not notifiers.configured(policy.notify):
+            return None
+        event = event_from_record(policy, record, log_tail())
+        return alert_summary(event, deliver(policy, event))
+    except Exception as exc:  # noqa: BLE001
         log.error("could not send the alert for %s run %s: %s", record.action, record.run_id, _one_line(exc))
-
-
-def _after_run(ctx, record) -> None:
-    policy = ctx.policy
-    if record.action not in ALERTED_ACTIONS or not wanted(policy, _kind_of(record)):
-        return
-    if not notifiers.configured(policy.notify):
-        return
-    event = event_from_record(policy, record, log_tail())
-    results = deliver(policy, event)
-    record.details["alert"] = alert_summary(event, results)
-    from vhbackup import outcome  # outcome calls us: import at use, not at load
-
-    outcome.save(policy, record)
+        return None

@@ -1,9 +1,12 @@
 """Command line: global options, the policy, and one module per command.
 
-Each module in ``vhbackup.commands`` exposes ``NAME``, ``HELP``,
-``add_arguments(parser)`` and ``run(ctx, args) -> int``; its flags live
-next to the code that uses them. This module turns every ``VhError`` into
-its one-line message and exit code.
+Each module in ``vhbackup.commands`` exposes ``NAME``, ``add_arguments(parser)``
+(which may return nested parsers that take the global options too) and
+``run(ctx, args) -> int``; its flags live next to the code that uses them,
+its help line in ``commands.COMMANDS``. Only the module of the command
+being run is imported. This module turns every ``VhError`` into its
+one-line message and exit code; a command module may answer errors itself
+with ``on_error(exc) -> int`` (``status`` answers in Nagios terms).
 """
 
 from __future__ import annotations
@@ -18,20 +21,15 @@ from importlib import import_module
 from vhbackup import __version__
 from vhbackup import log as vlog
 from vhbackup.commands import COMMANDS
-from vhbackup.context import Context
-from vhbackup.errors import EXIT_FAILURE, VhError
+from vhbackup.errors import EXIT_FAILURE, Interrupted, VhError
 from vhbackup.policy import DEFAULT_POLICY, load_policy
 from vhbackup.quantities import parse_duration
 
 log = logging.getLogger("vhbackup")
 
-EPILOG = """exit codes: 0 success, 1 failure, 2 usage error, 3 backup done but some files unreadable,
-75 another vhbackup run holds the lock, 78 invalid policy or credentials.
+EPILOG = """exit codes: 0 success, 1 failure, 2 usage error, 3 backup done but some files or paths missing,
+75 busy (another vhbackup run or a live restic lock), 78 invalid policy or credentials.
 See vhbackup(8)."""
-
-
-class Interrupted(VhError):
-    """SIGTERM (systemctl stop): unwinds like Ctrl-C so that stopped units are started again."""
 
 
 def _wait_seconds(text: str) -> float:
@@ -53,20 +51,41 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
                         **default)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, the other commands get a help line but no arguments (nothing imported)."""
     parser = argparse.ArgumentParser(prog="vhbackup", description="Server backups with restic.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vhbackup {__version__}")
     add_global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        module = import_module(f"vhbackup.commands.{name}")
-        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, epilog=EPILOG,
+    for name, text in COMMANDS.items():
+        cmd = sub.add_parser(name, help=text, description=text, epilog=EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        if only is not None and name != only:
+            cmd.set_defaults(module=None)
+            continue
+        module = import_module(f"vhbackup.commands.{name}")
         add_global_options(cmd, suppress=True)
-        module.add_arguments(cmd)
+        for nested in module.add_arguments(cmd) or ():
+            add_global_options(nested, suppress=True)
         cmd.set_defaults(module=module)
     return parser
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The command name in ``argv`` (the first word that is one and is not the value of -c/--config)."""
+    for i, word in enumerate(argv):
+        if word in COMMANDS and (i == 0 or argv[i - 1] not in ("-c", "--config")):
+            return word
+    return None
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    argv = _bare_wait(argv)
+    args = build_parser(only=_command_in(argv)).parse_args(argv)
+    if args.module is None:  # the guess was wrong (an odd argv): build everything
+        args = build_parser().parse_args(argv)
+    return args
 
 
 def _dry_run_from_env() -> bool:
@@ -77,7 +96,7 @@ def _on_sigterm(signum, frame):
     raise Interrupted(f"stopped by {signal.Signals(signum).name}")
 
 
-def _remove_stale_restic_locks(ctx: Context | None) -> None:
+def _remove_stale_restic_locks(ctx) -> None:
     """After an interrupted run, remove restic locks whose process is gone.
 
     restic 0.14 writes its lock about 200 ms before it arranges to remove it
@@ -102,20 +121,24 @@ def _bare_wait(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(_bare_wait(sys.argv[1:] if argv is None else argv))
+    args = parse(sys.argv[1:] if argv is None else argv)
     vlog.setup(verbose=args.verbose, quiet=args.quiet)
     signal.signal(signal.SIGTERM, _on_sigterm)
     config = args.config or os.environ.get("VHBACKUP_CONFIG") or DEFAULT_POLICY
+    module = args.module
     ctx = None
     try:
-        policy = load_policy(config, repository_credentials=getattr(args.module, "OPENS_REPOSITORY", True))
+        from vhbackup.context import Context
+
+        policy = load_policy(config, repository_credentials=getattr(module, "OPENS_REPOSITORY", True))
         for warning in policy.warnings:
             log.warning(warning)
         ctx = Context(policy=policy, dry_run=getattr(args, "dry_run", False) or _dry_run_from_env(),
                       verbose=args.verbose, quiet=args.quiet, wait=args.wait)
-        return args.module.run(ctx, args)
+        return module.run(ctx, args)
     except VhError as exc:
+        if hasattr(module, "on_error"):
+            return module.on_error(exc)
         if not getattr(exc, "reported", False):
             log.error("%s", exc)
         if isinstance(exc, Interrupted):
@@ -129,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return EXIT_FAILURE
     except OSError as exc:
+        if hasattr(module, "on_error"):
+            return module.on_error(exc)
         if not getattr(exc, "reported", False):
             log.error("%s", f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc)
         return EXIT_FAILURE
-

@@ -1,18 +1,22 @@
-"""What every command receives: the parsed policy and the run's options."""
+"""What every command receives: the parsed policy, the run's options, and restic bound to the repository."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import sys
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from vhbackup import systemd_notify
 from vhbackup.policy import Policy
 from vhbackup.quantities import format_size
-from vhbackup.restic import Restic
+
+if TYPE_CHECKING:
+    from vhbackup.restic import Restic
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -29,10 +33,16 @@ class Context:
     quiet: bool = False
     wait: float | None = None
     run_id: str = field(default_factory=new_run_id)
+    #: Bytes uploaded so far by each concurrent restic job, for one progress line.
+    _progress: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _progress_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @cached_property
     def restic(self) -> Restic:
-        return Restic(self.policy, verbose=self.verbose, progress=self._backup_progress)
+        from vhbackup.restic import Restic  # status and notify never need it: keep their start-up small
+
+        return Restic(self.policy.restic_binary, self.policy.repository, self.policy.host, self.policy.source,
+                      verbose=self.verbose, progress=self._backup_progress)
 
     @property
     def interactive(self) -> bool:
@@ -46,11 +56,14 @@ class Context:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
 
-    def _backup_progress(self, status: dict) -> None:
-        done = status.get("bytes_done", 0)
-        total = status.get("total_bytes", 0)
+    def _backup_progress(self, job: str, status: dict) -> None:
+        """restic's status messages of every running job, summed into one line and one systemd status."""
+        with self._progress_lock:
+            self._progress[job] = (int(status.get("bytes_done", 0) or 0), int(status.get("total_bytes", 0) or 0))
+            done = sum(d for d, _ in self._progress.values())
+            total = sum(t for _, t in self._progress.values())
         systemd_notify.progress(f"uploading: {format_size(done)} of {format_size(total)}", done)
         if self._draws_progress():
-            pct = status.get("percent_done", 0) * 100
+            pct = 100.0 * done / total if total else 0.0
             sys.stderr.write(f"\r{pct:5.1f}%  {format_size(done)} of {format_size(total)}   ")
             sys.stderr.flush()

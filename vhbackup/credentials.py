@@ -29,8 +29,14 @@ def restic_password_file(configured: str | None) -> str | None:
     return configured
 
 
-def check_secret_file(path: str, min_length: int = 1) -> list[str]:
-    """Refuse a missing, empty or too-open credential file; return warnings."""
+def check_secret_file(path: str, min_length: int = 1, one_line: bool = True) -> list[str]:
+    """Refuse a missing, empty, multi-line or too-open credential file; return warnings.
+
+    ``one_line``: the secret is the file's only line. A second line would be
+    read differently by different tools (restic takes the whole file, the
+    database clients the first line) and could not be reliably redacted.
+    ``min_length=0, one_line=False`` checks ownership and mode only (env files).
+    """
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -47,17 +53,21 @@ def check_secret_file(path: str, min_length: int = 1) -> list[str]:
     if st.st_uid not in (0, os.geteuid()):
         raise PolicyError(f"credential file {path} is owned by uid {st.st_uid}, not root; "
                           f"fix: chown root: {path}")
-    if min_length:
-        try:
-            with open(path, "rb") as fh:
-                content = fh.read().rstrip(b"\r\n")
-        except OSError as exc:
-            raise PolicyError(f"credential file {path} cannot be read: {exc.strerror}") from None
-        if not content:
-            raise PolicyError(f"credential file {path} is empty; put the repository password in it")
-        if len(content) < MIN_PASSWORD_LENGTH:
-            return [f"password in {path} is shorter than {MIN_PASSWORD_LENGTH} characters; "
-                    f"a longer one (e.g. from 'openssl rand -base64 33') is safer"]
+    if not (min_length or one_line):
+        return []
+    try:
+        with open(path, "rb") as fh:
+            content = fh.read(65537).strip(b"\r\n")
+    except OSError as exc:
+        raise PolicyError(f"credential file {path} cannot be read: {exc.strerror}") from None
+    if not content.strip():
+        raise PolicyError(f"credential file {path} is empty; put the secret in it, on one line")
+    if one_line and (b"\n" in content or b"\r" in content):
+        raise PolicyError(f"credential file {path} has more than one line; put only the secret in it, "
+                          f"on one line")
+    if len(content) < min_length:
+        return [f"password in {path} is shorter than {min_length} characters; "
+                f"a longer one (e.g. from 'openssl rand -base64 33') is safer"]
     return []
 
 
@@ -76,7 +86,7 @@ def read_secret(path: str) -> str:
 
 def read_env_file(path: str) -> dict[str, str]:
     """KEY=value lines (blank lines and '#' comments allowed, optional quotes)."""
-    check_secret_file(path, min_length=0)
+    check_secret_file(path, min_length=0, one_line=False)
     try:
         with open(path, encoding="utf-8") as fh:
             lines = fh.read().splitlines()

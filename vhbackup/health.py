@@ -1,27 +1,44 @@
 """Is the backup healthy? Judged from the state records alone (Nagios/Icinga conventions).
 
 ``evaluate`` reads ``state_dir`` and nothing else: no restic, no repository,
-no disks (free space is what the last backup measured). ``status`` prints
-its summary; the alerts use it for "no backup for more than max_age".
+no password, no disks (free space is what the last backup measured). Its
+cost does not grow with the number of runs recorded.
 
-OK 0; WARNING 1: the last backup was partial, or free space was below
-``checks.min_free_space``; CRITICAL 2: the last backup failed, the last
-successful one is older than ``checks.max_age``, or the last verify or drill
-failed; UNKNOWN 3: no backup recorded yet, or the state cannot be read.
+Every file set and database of the policy is judged by its own history
+(``items.json``): the newest attempt and the newest good backup of
+``files:<service>`` and ``db:<name>``. So a failed database dump followed
+by a successful ``--files-only`` run is still CRITICAL, and names the
+database.
+
+- OK 0.
+- WARNING 1: an item's newest backup was partial (unreadable files, an
+  absent path), an item has no backup yet (new in the policy), free space
+  was below ``checks.min_free_space``, a verify or drill could not run
+  because the repository was busy.
+- CRITICAL 2: an item's newest attempt failed; an item's newest good
+  backup is older than ``checks.max_age``; a run ended without recording
+  its outcome (killed, crashed, state_dir full); a record lies in the
+  future (clock skew: its age cannot be trusted); the last verify or drill
+  failed; state_dir is read-only.
+- UNKNOWN 3: no backup recorded yet, or the state cannot be read.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from vhbackup import state
+from vhbackup.errors import EXIT_LOCKED
 from vhbackup.policy import Policy
 from vhbackup.quantities import format_duration, format_size
 
 OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
 CODES = {OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3}
+#: How far in the future a recorded time may lie before the clock is not trusted.
+CLOCK_SKEW = 300.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,10 @@ class Health:
 
     def as_json(self) -> dict:
         return {"level": self.level, "code": self.code, "summary": self.summary, **self.facts}
+
+
+def unknown(text: str, facts: dict | None = None) -> Health:
+    return _health(UNKNOWN, text, facts or {})
 
 
 def _when(timestamp: float) -> str:
@@ -56,6 +77,40 @@ def _run_facts(record: dict | None) -> dict | None:
     return {k: record.get(k) for k in keys}
 
 
+def _read(state_dir: str) -> dict:
+    """Every record status needs; ValueError/OSError/KeyError/TypeError when one is unreadable."""
+    records = {"last": state.read_object(state.last_run_path(state_dir, "backup")),
+               "success": state.read_object(state.last_success_path(state_dir, "backup")),
+               "items": state.read_items(state_dir),
+               "markers": {a: state.read_object(state.running_path(state_dir, a)) for a in state.ACTIONS}}
+    for action in ("verify", "drill"):
+        records[action] = state.read_object(state.last_run_path(state_dir, action))
+    for record in (records["last"], records["success"], records["verify"], records["drill"]):
+        if record is not None:
+            float(record["started"]), float(record.get("duration") or 0)
+    return records
+
+
+def _items_now(policy: Policy, records: dict) -> dict:
+    """items.json, completed from an older last-success record (0.1.0 kept no items) and a dead run's marker."""
+    items = dict(records["items"])
+    success = records["success"]
+    if success is not None:
+        for item in _record_items(policy, success):
+            if item not in items:
+                entry = {"run_id": success.get("run_id"), "time": success["started"], "status": success["status"]}
+                items[item] = {"last": entry, "good": entry}
+    marker = records["markers"].get("backup")
+    if marker is not None and not state.marker_alive(marker):
+        items = state.merge_items(items, state.interrupted_record(marker, policy.host))
+    return items
+
+
+def _record_items(policy: Policy, record: dict) -> list[str]:
+    """The items a record without per-item outcomes covered (its services and databases lists)."""
+    return [f"files:{s}" for s in record.get("services") or ()] + [f"db:{d}" for d in record.get("databases") or ()]
+
+
 def evaluate(policy: Policy, now: float | None = None) -> Health:
     now = time.time() if now is None else now
     state_dir = policy.state_dir
@@ -63,33 +118,28 @@ def evaluate(policy: Policy, now: float | None = None) -> Health:
     facts: dict = {"host": policy.host, "state_dir": state_dir, "checked_at": now,
                    "max_age_seconds": checks.max_age, "min_free_space_bytes": checks.min_free_space}
     try:
-        last = state.read_record(state.last_run_path(state_dir, "backup"))
-        success = state.read_record(state.last_success_path(state_dir, "backup"))
-        others = {a: state.read_record(state.last_run_path(state_dir, a)) for a in ("verify", "drill")}
-        if last is not None:
-            float(last["started"]), float(last.get("duration", 0))
-        if success is not None:
-            float(success["started"])
+        records = _read(state_dir)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        return _health(UNKNOWN, f"cannot read the backup state in {state_dir}: {reason}", facts)
-    facts.update(last_backup=_run_facts(last), last_success=_run_facts(success),
-                 last_verify=_run_facts(others["verify"]), last_drill=_run_facts(others["drill"]))
-    if last is None:
-        return _health(UNKNOWN, f"no backup recorded yet in {state_dir}; run 'vhbackup backup'", facts)
+        return unknown(f"cannot read the backup state in {state_dir}: {reason}", facts)
+    last = records["last"]
+    facts.update(last_backup=_run_facts(last), last_success=_run_facts(records["success"]),
+                 last_verify=_run_facts(records["verify"]), last_drill=_run_facts(records["drill"]))
+    markers = {a: m for a, m in records["markers"].items() if m is not None}
+    if last is None and "backup" not in markers:
+        return unknown(f"no backup recorded yet in {state_dir}; run 'vhbackup backup'", facts)
 
     critical: list[str] = []
     warning: list[str] = []
-    started = float(last["started"])
-    if last.get("status") == "failure":
-        head = (f"last backup {_when(started)} ({_ago(started, now)}) failed after "
-                f"{format_duration(float(last.get('duration', 0)))}: {last.get('error') or 'unknown error'}")
-    else:
-        head = (f"last backup {_when(started)} ({_ago(started, now)}), {last.get('status')}, "
-                f"{format_size(int(last.get('bytes_total') or 0))}, "
-                f"{format_duration(float(last.get('duration', 0)))}")
-    if last.get("status") not in ("success", "partial"):
-        critical.append("the last backup failed")
+    head = _head(last, markers.get("backup"), now)
+    for action, marker in sorted(markers.items()):
+        if not state.marker_alive(marker):
+            critical.append(f"{action} run {marker.get('run_id') or '?'} started "
+                            f"{_when(float(marker.get('started') or 0))} ended without recording its outcome "
+                            f"(killed, crashed, or state_dir could not be written)")
+    success = records["success"]
+    if last is not None and last.get("status") not in ("success", "partial"):
+        critical.append("")  # the head line says it
     if success is None:
         critical.append("no successful backup recorded")
         facts["age_seconds"] = None
@@ -97,24 +147,101 @@ def evaluate(policy: Policy, now: float | None = None) -> Health:
         age = now - float(success["started"])
         facts["age_seconds"] = age
         if age > checks.max_age:
-            critical.append(f"last successful backup {_when(float(success['started']))} is "
-                            f"{format_duration(age)} old, more than checks.max_age {format_duration(checks.max_age)}")
-    for action, record in others.items():
+            critical.append(f"last successful backup {_when(float(success['started']))} is {format_duration(age)} "
+                            f"old, more than checks.max_age {format_duration(checks.max_age)}")
+    items = _items_now(policy, records)
+    facts["items"] = {}
+    head_run = (last or {}).get("run_id")
+    for item in policy.items():
+        level, problem, item_facts = _judge_item(item, items.get(item), now, checks.max_age, head_run)
+        facts["items"][item] = item_facts
+        if level == CRITICAL:
+            critical.append(problem)
+        elif level == WARNING:
+            warning.append(problem)
+    if last is not None and last.get("status") == "partial" and not warning:
+        warning.append(last.get("error") or "some files could not be read and are missing from the snapshot "
+                                            "(see the journal)")
+    for action in ("verify", "drill"):
+        record = records[action]
         if record is not None and record.get("status") == "failure":
-            critical.append(f"last {action} {_when(float(record.get('started', 0)))} failed: "
-                            f"{record.get('error') or 'unknown error'}")
-    if last.get("status") == "partial":
-        warning.append("some files could not be read and are missing from the snapshot (see the journal)")
-    free_space = (last.get("details") or {}).get("free_space") or {}
+            text = (f"last {action} {_when(float(record['started']))} failed: "
+                    f"{record.get('error') or 'unknown error'}")
+            (warning if record.get("exit_code") == EXIT_LOCKED else critical).append(text)
+    for record in (last, records["verify"], records["drill"]):
+        if record is not None and float(record["started"]) > now + CLOCK_SKEW:
+            critical.append(f"a run is recorded at {_when(float(record['started']))}, in the future: the clock "
+                            f"was wrong then or is wrong now, so the backup's age cannot be trusted")
+            break
+    free_space = ((last or {}).get("details") or {}).get("free_space") or {}
     facts["free_space"] = free_space
     for what, fs in sorted(free_space.items()):
         free = fs.get("free_bytes") if isinstance(fs, dict) else None
         if isinstance(free, int) and free < checks.min_free_space:
             warning.append(f"only {format_size(free)} free for the {what} ({fs.get('path')}), less than "
                            f"checks.min_free_space {format_size(checks.min_free_space)}")
-
-    problems = [p for p in critical if p != "the last backup failed"] + warning
-    facts["problems"] = critical + warning
+    writable = _state_dir_problem(state_dir)
+    if writable:
+        critical.append(writable)
+    problems = list(dict.fromkeys(p for p in critical + warning if p))
+    facts["problems"] = ["the last backup failed" if not p else p for p in critical] + warning
     level = CRITICAL if critical else WARNING if warning else OK
-    text = head + "".join(f"; {p}" for p in problems)
-    return _health(level, text, facts)
+    return _health(level, head + "".join(f"; {p}" for p in problems), facts)
+
+
+def _head(last: dict | None, marker: dict | None, now: float) -> str:
+    if marker is not None and state.marker_alive(marker):
+        started = float(marker.get("started") or 0)
+        running = f"backup run {marker.get('run_id')} running since {_when(started)}"
+        return running if last is None else f"{running}; " + _head(last, None, now)
+    if last is None:
+        return "no backup finished yet"
+    started = float(last["started"])
+    if last.get("status") == "failure":
+        return (f"last backup {_when(started)} ({_ago(started, now)}) failed after "
+                f"{format_duration(float(last.get('duration') or 0))}: {last.get('error') or 'unknown error'}")
+    return (f"last backup {_when(started)} ({_ago(started, now)}), {last.get('status')}, "
+            f"{format_size(int(last.get('bytes_total') or 0))}, {format_duration(float(last.get('duration') or 0))}")
+
+
+def _judge_item(item: str, entry: dict | None, now: float, max_age: float,
+                head_run: str | None) -> tuple[str, str, dict]:
+    """(level, problem line, facts) for one file set or database; the error is left out if the head line has it."""
+    entry = entry if isinstance(entry, dict) else {}
+    last = entry.get("last") if isinstance(entry.get("last"), dict) else None
+    good = entry.get("good") if isinstance(entry.get("good"), dict) else None
+    facts = {"last_status": (last or {}).get("status"), "last_time": (last or {}).get("time"),
+             "last_good_time": (good or {}).get("time")}
+    try:
+        good_time = float(good["time"]) if good else None
+        last_time = float(last["time"]) if last else None
+    except (KeyError, TypeError, ValueError):
+        return CRITICAL, f"{item}: its state record is damaged; run a backup", facts
+    if last is not None and last.get("status") == "failure":
+        since = f"last good backup {_when(good_time)}" if good_time else "never backed up"
+        if last.get("run_id") == head_run:
+            return CRITICAL, f"{item} failed in that run ({since})", facts
+        return CRITICAL, (f"{item}: backup {_when(last_time)} failed: {last.get('error') or 'unknown error'} "
+                          f"({since})"), facts
+    if good_time is None:
+        return WARNING, f"{item}: not backed up yet (new in the policy?); run 'vhbackup backup'", facts
+    facts["age_seconds"] = now - good_time
+    if now - good_time > max_age:
+        return CRITICAL, (f"{item}: last good backup {_when(good_time)} is {format_duration(now - good_time)} old, "
+                          f"more than checks.max_age {format_duration(max_age)}"), facts
+    if last is not None and last.get("status") == "partial":
+        return WARNING, f"{item}: {last.get('error') or 'some files could not be read (see the journal)'}", facts
+    return OK, "", facts
+
+
+def _state_dir_problem(state_dir: str) -> str | None:
+    """state_dir on a read-only or full file system: no run could record its outcome."""
+    try:
+        st = os.statvfs(state_dir)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return f"{state_dir} is on a read-only file system: runs cannot record their outcome"
+    if st.f_bfree * st.f_frsize < 64 * 1024:
+        return f"{state_dir} is full: runs cannot record their outcome"
+    return None

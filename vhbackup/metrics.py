@@ -36,7 +36,13 @@ _HELP = {
     "vhbackup_free_space_bytes": ("gauge", "Free bytes on the file systems vhbackup writes to, "
                                            "as measured by the last backup."),
     "vhbackup_repository_size_bytes": ("gauge", "Size of the repository's data, as last measured (by prune)."),
+    "vhbackup_item_last_status": ("gauge", "Newest backup of each file set and database: 0 success, 3 partial, "
+                                           "1 failure."),
+    "vhbackup_item_last_success_timestamp_seconds": ("gauge", "When the newest good backup of each file set "
+                                                              "and database started (Unix time)."),
 }
+
+_ITEM_STATUS = {"success": 0, "partial": 3}
 
 
 def _label(value: str) -> str:
@@ -48,11 +54,8 @@ def collect(state_dir: str) -> dict[str, list[tuple[dict, float]]]:
     samples: dict[str, list[tuple[dict, float]]] = {name: [] for name in _HELP}
     size_at: tuple[float, int] | None = None
     for action in state.ACTIONS:
-        try:
-            last = state.read_record(state.last_run_path(state_dir, action))
-            success = state.read_record(state.last_success_path(state_dir, action))
-        except (OSError, ValueError):
-            continue
+        last = state.read_lenient(state.last_run_path(state_dir, action))
+        success = state.read_lenient(state.last_success_path(state_dir, action))
         labels = {"action": action}
         if last:
             samples["vhbackup_last_run_status"].append((labels, float(status_code(last))))
@@ -71,6 +74,14 @@ def collect(state_dir: str) -> dict[str, list[tuple[dict, float]]]:
             samples["vhbackup_last_success_timestamp_seconds"].append((labels, float(finished)))
     if size_at is not None:
         samples["vhbackup_repository_size_bytes"].append(({}, float(size_at[1])))
+    for item, entry in sorted(state.read_lenient(state.items_path(state_dir)).items()):
+        if not isinstance(entry, dict):
+            continue
+        last, good = entry.get("last") or {}, entry.get("good") or {}
+        if isinstance(last, dict) and last.get("status"):
+            samples["vhbackup_item_last_status"].append(({"item": item}, float(_ITEM_STATUS.get(last["status"], 1))))
+        if isinstance(good, dict) and isinstance(good.get("time"), (int, float)):
+            samples["vhbackup_item_last_success_timestamp_seconds"].append(({"item": item}, float(good["time"])))
     return samples
 
 

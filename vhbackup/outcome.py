@@ -1,10 +1,22 @@
-"""Recording how a run ended: journal messages and the state file.
+"""Recording how a run ended: journal messages, the alert, the state files, the metrics.
 
 Every command that acts (backup, restore, prune, verify, drill) runs inside
-``recorded(ctx, action)``. It logs the start and the end with their
-MESSAGE_IDs, times the run, and writes ``state_dir/last-<action>.json``
-atomically, whatever the outcome (``last-success-<action>.json`` too when it
-succeeded), then rebuilds the Prometheus metrics file.
+``recorded(ctx, action, items)``:
+
+1. a marker (``running-<action>.json``) is written before anything else;
+   if state_dir cannot take it, the run stops before doing anything;
+   a marker left by a dead earlier run is first recorded as that run's
+   failure ("interrupted");
+2. the run's work fills in the ``Record``;
+3. at the end, whatever happened: the end is logged with its MESSAGE_ID,
+   ``alerts.after_run`` decides and sends the alert, and the record (with
+   the alert's outcome) is saved once: items.json, ``last-<action>.json``,
+   ``last-success-<action>.json``, the metrics; only then is the marker
+   removed. A record that could not be saved leaves the marker, which
+   ``status`` reports.
+
+Errors that mean "nothing was attempted" (``VhError.recorded`` is False:
+bad arguments, a run id that does not exist) leave no record.
 """
 
 from __future__ import annotations
@@ -14,13 +26,15 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-from vhbackup import alerts, metrics, prechecks, state
+from vhbackup import alerts, diskspace, metrics, state
 from vhbackup import log as vlog
-from vhbackup.context import Context
 from vhbackup.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, VhError
 from vhbackup.policy import Policy
+
+if TYPE_CHECKING:
+    from vhbackup.context import Context
 
 log = logging.getLogger("vhbackup")
 
@@ -40,6 +54,8 @@ class Record:
     bytes_total: int = 0
     services: list[str] = field(default_factory=list)
     databases: list[str] = field(default_factory=list)
+    #: Per file set / database of a backup: {"status", "error", "snapshot_id", "bytes", "duration", ...}.
+    items: dict[str, dict] = field(default_factory=dict)
     details: dict = field(default_factory=dict)
 
     def as_json(self) -> dict:
@@ -49,29 +65,53 @@ class Record:
         return data
 
 
+def settle_interrupted(policy: Policy, action: str) -> None:
+    """A marker whose process is gone: record that run as failed ("interrupted"), then drop the marker."""
+    try:
+        marker = state.read_object(state.running_path(policy.state_dir, action))
+    except (OSError, ValueError):
+        marker = {"action": action}
+    if marker is None or state.marker_alive(marker):
+        return
+    record = state.interrupted_record(marker, policy.host)
+    log.warning("%s run %s ended without recording its outcome (killed or crashed); recording it as failed",
+                action, record.get("run_id") or "?")
+    save(policy, record)
+    state.remove_marker(policy.state_dir, action)
+
+
 @contextmanager
-def recorded(ctx: Context, action: str) -> Iterator[Record]:
-    record = Record(action=action, run_id=ctx.run_id, host=ctx.policy.host, started=time.time())
+def recorded(ctx: Context, action: str, items: Sequence[str] = ()) -> Iterator[Record]:
+    policy = ctx.policy
+    settle_interrupted(policy, action)
+    record = Record(action=action, run_id=ctx.run_id, host=policy.host, started=time.time())
+    state.write_marker(policy.state_dir, action, ctx.run_id, record.started, list(items))
     vlog.bind(run_id=ctx.run_id, action=action)
     log.info("%s run %s started", action, ctx.run_id, extra=vlog.fields(vlog.RUN_STARTED))
     clock = time.monotonic()
     try:
         yield record
     except BaseException as exc:
+        if isinstance(exc, VhError) and not exc.recorded:
+            state.remove_marker(policy.state_dir, action)
+            raise
         record.status = "failure"
         record.exit_code = exc.exit_code if isinstance(exc, VhError) else EXIT_FAILURE
         record.error = _describe_failure(exc)
+        record.details.setdefault("error_kind", type(exc).__name__)
+        for item in items:
+            record.items.setdefault(item, {"status": "failure", "error": record.error})
         if isinstance(exc, (VhError, OSError)):
             exc.reported = True  # the failure line below says it; cli.main need not repeat it
-        raise
-    else:
-        if record.status == "running":
-            record.status = "success"
-        if record.status == "partial":
-            record.exit_code = EXIT_PARTIAL
-    finally:
         record.duration = time.monotonic() - clock
         _finish(ctx, record)
+        raise
+    if record.status == "running":
+        record.status = "success"
+    if record.status == "partial":
+        record.exit_code = EXIT_PARTIAL
+    record.duration = time.monotonic() - clock
+    _finish(ctx, record)
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -83,36 +123,45 @@ def _describe_failure(exc: BaseException) -> str:
 
 
 def _finish(ctx: Context, record: Record) -> None:
-    if ctx.dry_run:
-        return
     if record.action == "backup" and "free_space" not in record.details:
-        record.details["free_space"] = prechecks.measure_free_space(ctx.policy)
-    save(ctx.policy, record)
+        record.details["free_space"] = diskspace.measure(ctx.policy)
     if record.status == "failure":
         log.error("%s run %s failed after %.0f s: %s", record.action, record.run_id, record.duration,
-                  record.error, extra=vlog.fields(vlog.RUN_FAILED, error=record.error))
+                  record.error, extra=vlog.fields(vlog.RUN_FAILED, error=record.error,
+                                                  error_kind=record.details.get("error_kind")))
     else:
         log.info("%s run %s finished: %s in %.0f s", record.action, record.run_id, record.status,
                  record.duration, extra=vlog.fields(vlog.RUN_FINISHED, status=record.status,
                                                     snapshot_id=record.snapshot_ids or None))
-    alerts.after_run(ctx, record)
+    alert = alerts.after_run(ctx.policy, record)
+    if alert is not None:
+        record.details["alert"] = alert
+    if save(ctx.policy, record):
+        state.remove_marker(ctx.policy.state_dir, record.action)
 
 
-def save(policy: Policy, record: Record) -> None:
-    """Write the run's state record (and, if it succeeded, the last-success one), then the metrics.
+def save(policy: Policy, record: Record | dict) -> bool:
+    """Save a run's record (secrets scrubbed): items, last run, last success, metrics; False if it failed.
 
-    Secrets are scrubbed from every string first: an error message may quote a
-    URL or a tool's output. Failing to write is logged, never raised: the run's
-    own outcome matters more than its bookkeeping.
+    Failing to write is logged, never raised: the run's own outcome matters
+    more than its bookkeeping, and the marker left behind tells ``status``.
     """
-    data = state.redact(record.as_json(), state.secrets_of(policy))
+    data = state.redact(record.as_json() if isinstance(record, Record) else record, state.secrets_of(policy))
+    state_dir = policy.state_dir
+    action = data.get("action")
     try:
-        state.write_json_atomic(state.last_run_path(policy.state_dir, record.action), data)
-        if record.status in ("success", "partial"):
-            state.write_json_atomic(state.last_success_path(policy.state_dir, record.action), data)
+        if action == "backup" and data.get("items"):
+            state.write_json_atomic(state.items_path(state_dir),
+                                    state.merge_items(state.read_lenient(state.items_path(state_dir)), data))
+        state.write_json_atomic(state.last_run_path(state_dir, action), data)
+        if data.get("status") in ("success", "partial"):
+            state.write_json_atomic(state.last_success_path(state_dir, action), data)
     except OSError as exc:
-        log.error("could not write the state file in %s: %s", policy.state_dir, exc.strerror)
+        log.error("could not write the state file in %s: %s; 'vhbackup status' will report this run as "
+                  "unrecorded", state_dir, exc.strerror or exc)
+        return False
     try:
         metrics.write(policy)
     except OSError as exc:
         log.error("could not write the metrics file %s: %s", policy.metrics_path, exc.strerror)
+    return True

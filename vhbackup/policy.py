@@ -30,6 +30,24 @@ DATABASE_TYPES = ("postgresql", "mariadb", "mongodb")
 NOTIFY_EVENTS = ("failure", "warning", "success")
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 DB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,63}$")
+#: A policy larger than this is refused before it is parsed.
+MAX_POLICY_BYTES = 1 << 20
+#: YAML nodes a policy may expand to, counting every use of an alias: aliases
+#: ("billion laughs") must not turn a small file into gigabytes of memory.
+MAX_NODES = 50_000
+DEFAULT_REPOSITORY_TIMEOUT = 60.0
+DEFAULT_LOCK_WAIT = 300.0
+
+#: Dump options that would send the dump somewhere else than to vhbackup, print
+#: something else, or change the format the restore relies on: refused, because
+#: the snapshot would then hold something that is not the database.
+REFUSED_DUMP_OPTIONS: dict[str, tuple[str, ...]] = {
+    "postgresql": ("-f", "--file", "-F", "--format", "-V", "--version", "-?", "--help", "-j", "--jobs"),
+    "mariadb": ("-r", "--result-file", "-T", "--tab", "-X", "--xml", "-V", "--version", "-?", "-I", "--help",
+                "--compact", "--skip-comments", "--comments=0", "--dump-date=0", "--print-defaults",
+                "--no-defaults", "--defaults-file", "--defaults-extra-file", "--defaults-group-suffix"),
+    "mongodb": ("-o", "--out", "--archive", "--gzip", "--help", "--version"),
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +58,13 @@ class Repository:
     env_file: str | None = None
     compression: str | None = None
     cache_dir: str = DEFAULT_CACHE_DIR
+    #: How long the repository may stay unreachable before a run gives up (restic 0.18 would retry for minutes).
+    timeout: float = DEFAULT_REPOSITORY_TIMEOUT
+
+    @property
+    def temp_dir(self) -> str:
+        """restic's TMPDIR: on disk beside the cache, not in /tmp (a tmpfs of half the RAM on Debian 13)."""
+        return os.path.join(self.cache_dir, "tmp")
 
 
 @dataclass(frozen=True)
@@ -73,6 +98,13 @@ class Database:
     names: tuple[str, ...] | None = None  # None means every database ("all")
     options: tuple[str, ...] = ()
     service: str = SYSTEM_SERVICE
+    #: Seconds the dump waits for a table lock held by another session before it fails.
+    lock_wait_timeout: float = DEFAULT_LOCK_WAIT
+
+    @property
+    def item(self) -> str:
+        """Its name in state records and status lines: ``db:<name>``."""
+        return f"db:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +114,13 @@ class Service:
     databases: tuple[str, ...] = ()
     units: tuple[str, ...] = ()
     stop: bool = True
+    #: Paths (a subset of ``paths``) that may be absent without making the backup partial.
+    optional_paths: tuple[str, ...] = ()
+
+    @property
+    def item(self) -> str:
+        """Its name in state records and status lines: ``files:<name>``."""
+        return f"files:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -130,10 +169,12 @@ class Policy:
     restic_binary: str = "restic"
     retention: Retention = Retention()
     paths: tuple[str, ...] = ()
+    optional_paths: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     services: tuple[Service, ...] = ()
     databases: tuple[Database, ...] = ()
-    parallel_dumps: int = 2
+    #: How many of a run's jobs (the files backup, each database dump) run at once; 1 is serial.
+    concurrency: int = 2
     checks: Checks = Checks()
     verify: VerifySettings = VerifySettings()
     notify: Notify = Notify()
@@ -151,6 +192,15 @@ class Policy:
             if db.name == name:
                 return db
         raise KeyError(name)
+
+    def file_sets(self) -> list[Service]:
+        """Every set of paths backed up as one item: the top-level paths (service 'system') and each service's."""
+        sets = [Service(SYSTEM_SERVICE, self.paths, optional_paths=self.optional_paths)] if self.paths else []
+        return sets + [s for s in self.services if s.paths]
+
+    def items(self) -> list[str]:
+        """What status judges one by one: ``files:<service>`` and ``db:<name>``."""
+        return [s.item for s in self.file_sets()] + [db.item for db in self.databases]
 
     @property
     def metrics_path(self) -> str:
@@ -214,6 +264,8 @@ class _Node:
         return tuple(item.string() for item in self.items())
 
     def converted(self, convert: Callable[[str], Any]) -> Any:
+        if not isinstance(self.node, yaml.ScalarNode):
+            raise self.error(f"must be a single value, got {_kind(self.node)}")
         raw = self.value()
         try:
             return convert(str(raw).strip() if raw is not None else "")
@@ -286,7 +338,30 @@ def _absolute_path(node: _Node) -> str:
     value = node.string()
     if not value.startswith("/"):
         raise node.error(f"must be an absolute path, got {value!r}")
+    if "\0" in value:
+        raise node.error("must not contain a NUL character")
     return os.path.normpath("/" + value.lstrip("/"))
+
+
+def _path_list(node: _Node) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``paths:`` items: ``/path`` or ``{path: /path, optional: true}``; (paths, the optional ones).
+
+    Paths are literal: restic gets exactly these names, never as patterns.
+    """
+    paths: list[str] = []
+    optional: list[str] = []
+    for item in node.items():
+        if isinstance(item.node, yaml.MappingNode):
+            m = item.mapping()
+            m.check_known(("path", "optional"))
+            path = _absolute_path(m.require("path"))
+            if m.get("optional") is not None and m.get("optional").boolean():
+                optional.append(path)
+        else:
+            path = _absolute_path(item)
+        if path not in paths:
+            paths.append(path)
+    return tuple(paths), tuple(p for p in paths if p in optional)
 
 
 def _secret_file(node: _Node, out: dict) -> str:
@@ -311,7 +386,7 @@ def _identifier(node: _Node, what: str) -> str:
 
 def _parse_repository(node: _Node, out: dict) -> None:
     m = node.mapping()
-    m.check_known(("url", "password_file", "env_file", "compression", "cache_dir"))
+    m.check_known(("url", "password_file", "env_file", "compression", "cache_dir", "timeout"))
     url = m.require("url").string()
     pw_node = m.get("password_file")
     password_file = credentials.restic_password_file(pw_node.string() if pw_node else None)
@@ -337,8 +412,13 @@ def _parse_repository(node: _Node, out: dict) -> None:
         if compression not in ("auto", "off", "max"):
             raise c.error(f"must be auto, off or max, got {compression!r}")
     cache_dir = _absolute_path(m.get("cache_dir")) if m.get("cache_dir") else DEFAULT_CACHE_DIR
+    timeout = DEFAULT_REPOSITORY_TIMEOUT
+    if (t := m.get("timeout")) is not None:
+        timeout = t.converted(_positive_duration)
+        if not 5 <= timeout <= 3600:
+            raise t.error(f"must be between 5s and 1h, got {t.value()!r}")
     out["repository"] = Repository(url=url, password_file=password_file, env=env, env_file=env_file,
-                                   compression=compression, cache_dir=cache_dir)
+                                   compression=compression, cache_dir=cache_dir, timeout=timeout)
 
 
 def _parse_retention(node: _Node, out: dict) -> None:
@@ -360,7 +440,7 @@ def _positive_duration(text: str) -> float:
 
 
 def _parse_paths(node: _Node, out: dict) -> None:
-    out["paths"] = tuple(_absolute_path(item) for item in node.items())
+    out["paths"], out["optional_paths"] = _path_list(node)
 
 
 def _parse_exclude(node: _Node, out: dict) -> None:
@@ -374,7 +454,7 @@ def _parse_databases(node: _Node, out: dict) -> None:
         child = m.children[name]
         _identifier(_Node(m.key_nodes[name], child.source, child.key, child.loader), "database name")
         d = child.mapping()
-        d.check_known(("type", "host", "port", "user", "password_file", "names", "options"))
+        d.check_known(("type", "host", "port", "user", "password_file", "names", "options", "lock_wait_timeout"))
         db_type = d.require("type").string()
         if db_type not in DATABASE_TYPES:
             raise d.require("type").error(f"must be one of {', '.join(DATABASE_TYPES)}, got {db_type!r}")
@@ -396,14 +476,30 @@ def _parse_databases(node: _Node, out: dict) -> None:
                 raise names_node.error(f"a {db_type} entry dumps one database or 'all'; "
                                        f"define one entry per database")
         host = d.get("host").string() if d.get("host") else None
+        options = _dump_options(d.get("options"), db_type) if d.get("options") else ()
+        lock_wait = DEFAULT_LOCK_WAIT
+        if (lw := d.get("lock_wait_timeout")) is not None:
+            lock_wait = lw.converted(_positive_duration)
         databases.append(Database(
             name=name, type=db_type, host=host,
             port=d.get("port").integer(minimum=1) if d.get("port") else None,
             user=d.get("user").string() if d.get("user") else None,
-            password_file=password_file, names=names,
-            options=d.get("options").strings() if d.get("options") else (),
+            password_file=password_file, names=names, options=options, lock_wait_timeout=lock_wait,
         ))
     out["databases"] = tuple(databases)
+
+
+def _dump_options(node: _Node, db_type: str) -> tuple[str, ...]:
+    """Extra dump tool options, minus those that would make the snapshot hold something else."""
+    options = node.strings()
+    refused = REFUSED_DUMP_OPTIONS[db_type]
+    for item, option in zip(node.items(), options):
+        name = option.split("=", 1)[0]
+        short = option[:2] if option.startswith("-") and not option.startswith("--") else None
+        if option in refused or name in refused or (short and short in refused):
+            raise item.error(f"option {option!r} is not allowed: it sends the dump elsewhere, prints something "
+                             f"else or changes the format vhbackup restores from; remove it")
+    return options
 
 
 def _parse_services(node: _Node, out: dict) -> None:
@@ -417,13 +513,14 @@ def _parse_services(node: _Node, out: dict) -> None:
             raise key_node.error(f"'{SYSTEM_SERVICE}' is reserved for the top-level paths and databases")
         s = child.mapping()
         s.check_known(("paths", "databases", "units", "stop"))
-        paths = tuple(_absolute_path(i) for i in s.get("paths").items()) if s.get("paths") else ()
+        paths, optional = _path_list(s.get("paths")) if s.get("paths") else ((), ())
         dbs = tuple(_identifier(i, "database name") for i in s.get("databases").items()) if s.get("databases") else ()
         units = s.get("units").strings() if s.get("units") else ()
         stop = s.get("stop").boolean() if s.get("stop") else True
         if not paths and not dbs:
             raise child.error("a service needs 'paths' or 'databases'")
-        services.append(Service(name=name, paths=paths, databases=dbs, units=units, stop=stop))
+        services.append(Service(name=name, paths=paths, databases=dbs, units=units, stop=stop,
+                                optional_paths=optional))
         out.setdefault("_service_db_nodes", {})[name] = s.get("databases")
     out["services"] = tuple(services)
 
@@ -549,7 +646,8 @@ _SECTIONS: dict[str, Callable[[_Node, dict], None]] = {
     "exclude": _parse_exclude,
     "databases": _parse_databases,
     "services": _parse_services,
-    "parallel_dumps": _scalar("parallel_dumps", lambda n: n.integer(minimum=1)),
+    "concurrency": _scalar("concurrency", lambda n: n.integer(minimum=1)),
+    "parallel_dumps": _scalar("concurrency", lambda n: n.integer(minimum=1)),
     "checks": _parse_checks,
     "verify": _parse_verify,
     "notify": _parse_notify,
@@ -577,6 +675,24 @@ def _link_databases(out: dict) -> None:
     )
 
 
+def _check_size(root: yaml.Node, source: str) -> None:
+    """Refuse a document that expands to more than MAX_NODES nodes (each alias use counts again)."""
+    budget = MAX_NODES
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            line = node.start_mark.line + 1
+            raise PolicyError(f"{source}:{line}: the policy expands to more than {MAX_NODES} values "
+                              f"(YAML aliases used over and over?); write it out plainly")
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+
+
 def load_policy(path: str | os.PathLike, repository_credentials: bool = True) -> Policy:
     """Read, validate and return the policy at ``path``; raise PolicyError otherwise.
 
@@ -586,6 +702,9 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
     """
     source = str(path)
     try:
+        if os.path.getsize(source) > MAX_POLICY_BYTES:
+            raise PolicyError(f"{source}: the policy is larger than {MAX_POLICY_BYTES // 1024} KiB; "
+                              f"is this the right file?")
         text = Path(source).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyError(f"{source}: policy file not found; create it (see /usr/share/doc/vhbackup/"
@@ -605,10 +724,13 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
     if root is None:
         raise PolicyError(f"{source}: the policy is empty; it needs at least 'repository:'")
     top = _Node(root, source, "", loader)
+    _check_size(root, source)
     if not isinstance(root, yaml.MappingNode):
         raise top.error(f"the policy must be a mapping of keys such as 'repository:', got {_kind(root)}")
     m = top.mapping()
     m.check_known(tuple(_SECTIONS))
+    if "parallel_dumps" in m.children and "concurrency" in m.children:
+        raise m.children["parallel_dumps"].error("replaced by 'concurrency'; keep only that one")
     out: dict[str, Any] = {"warnings": [], "_repository_credentials": repository_credentials}
     if m.get("host") is not None:
         _SECTIONS["host"](m.get("host"), out)
@@ -618,6 +740,9 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
             node = m.require("repository")
         if node is not None and key != "host":
             parse(node, out)
+    if "parallel_dumps" in m.children:
+        out["warnings"].append(f"{source}: 'parallel_dumps' is now called 'concurrency' (it counts the files "
+                               f"backup too); rename it")
     _link_databases(out)
     out.pop("_service_db_nodes", None)
     out.setdefault("host", socket.gethostname())

@@ -3,86 +3,53 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import TYPE_CHECKING
 
-from vhbackup import databases
-from vhbackup.context import Context
+from vhbackup import backend, databases
+from vhbackup.diskspace import free_bytes, scratch_dirs
 from vhbackup.errors import VhError
 from vhbackup.policy import Policy
 from vhbackup.quantities import format_size
-from vhbackup.restic import display_url
+from vhbackup.selection import Selection
 
 if TYPE_CHECKING:
-    from vhbackup.commands.backup import Plan
+    from vhbackup.context import Context
 
 
-def existing_parent(path: str) -> str:
-    while not os.path.exists(path) and path != os.path.dirname(path):
-        path = os.path.dirname(path)
-    return path
-
-
-def free_bytes(path: str) -> int:
-    st = os.statvfs(existing_parent(path))
-    return st.f_bavail * st.f_frsize
-
-
-def scratch_dirs(policy: Policy) -> dict[str, str]:
-    """The file systems vhbackup writes to besides the repository: restic's cache and temp dir."""
-    return {"cache": policy.repository.cache_dir, "temp": tempfile.gettempdir()}
-
-
-def local_repository_path(url: str) -> str | None:
-    """The directory of a local repository (``/path`` or ``local:/path``); None for remote backends."""
-    if url.startswith("local:"):
-        url = url[len("local:"):]
-    return url if url.startswith("/") else None
-
-
-def measure_free_space(policy: Policy) -> dict[str, dict]:
-    """Free bytes of the cache, temp and (if local) repository file systems, for the state record.
-
-    ``status`` warns from these numbers, so it never has to touch the disks or the repository itself.
-    """
-    dirs = scratch_dirs(policy)
-    if (repo := local_repository_path(policy.repository.url)) is not None:
-        dirs["repository"] = repo
-    out = {}
-    for what, path in dirs.items():
-        try:
-            out[what] = {"path": path, "free_bytes": free_bytes(path)}
-        except OSError:
-            continue
-    return out
-
-
-def check_free_space(ctx: Context) -> None:
-    need = ctx.policy.checks.min_free_space
-    for what, path in scratch_dirs(ctx.policy).items():
+def check_free_space(policy: Policy) -> None:
+    need = policy.checks.min_free_space
+    for what, path in scratch_dirs(policy).items():
         free = free_bytes(path)
         if free < need:
             raise VhError(f"only {format_size(free)} free for the {what} directory {path} "
                           f"(checks.min_free_space is {format_size(need)}); free some space there "
-                          f"or lower checks.min_free_space in {ctx.policy.source}")
+                          f"or lower checks.min_free_space in {policy.source}")
 
 
-def repository_probe_needed(ctx: Context, plan: Plan) -> bool:
-    """Whether to probe the repository (``restic cat config``) before the backup.
+def absent_paths(selection: Selection) -> tuple[list[str], list[str]]:
+    """(required paths that do not exist, optional paths that do not exist), in selection order."""
+    optional = selection.optional_paths
+    absent = [p for p in selection.paths if not os.path.lexists(p)]
+    return [p for p in absent if p not in optional], [p for p in absent if p in optional]
 
-    The probe costs a restic start and its key derivation (~0.5 s), so it runs
-    only where failing later would cost something: before units are stopped,
-    and before dumps that are piped into restic older than 0.17 (newer restic
-    opens the repository before it starts the dump). Otherwise the backup's
-    first restic call is the probe: it fails the same way, before anything
-    is read or changed.
+
+def check_repository(ctx: Context, selection: Selection) -> None:
+    """Is the repository there and answering, before units are stopped or dumps started?
+
+    Local and REST repositories are probed without the key (no restic, a few
+    milliseconds, bounded by ``repository.timeout``). Other backends cost a
+    restic call (and its key derivation), paid only when the run would stop
+    units: otherwise the run's own first restic call fails just the same,
+    before anything is read or changed.
     """
-    return bool(plan.units) or (bool(plan.databases) and not ctx.restic.version.stdin_from_command)
+    if backend.probe(ctx.policy.repository):
+        return
+    if selection.units:
+        ctx.restic.run("cat", "config")
 
 
-def before_backup(ctx: Context, plan: Plan) -> None:
-    check_free_space(ctx)
-    databases.check_tools(plan.databases)
-    if repository_probe_needed(ctx, plan) and not ctx.restic.exists():
-        raise VhError(f"no restic repository at {display_url(ctx.policy.repository.url)}; "
-                      f"create it with 'vhbackup init'")
+def before_backup(ctx: Context, selection: Selection) -> None:
+    check_free_space(ctx.policy)
+    ctx.restic.version  # noqa: B018 - restic is installed and new enough (cached while the binary is unchanged)
+    databases.check_tools(selection.databases)
+    check_repository(ctx, selection)

@@ -1,22 +1,37 @@
-"""The one place where vhbackup starts child processes.
+"""The one place where vhbackup starts and stops child processes.
 
 Every child gets an argv list (never a shell string) and an explicit
 environment; secrets travel in that environment or in files, never in argv.
 A program that is not installed becomes a one-line error naming the Debian
-package to install. Exit statuses are described here (``describe_exit``);
-what a given status means for restic or a dump tool is decided by the
-module that owns that tool.
+package to install.
+
+Each child is started through ``setpriv --pdeathsig`` so that it is
+signalled when the vhbackup thread that started it dies, even by SIGKILL:
+nothing vhbackup starts goes on unsupervised, and a restic that reads a dump
+from vhbackup is killed before it could save what it got so far. Children
+are stopped with their own signal (restic: SIGINT, which makes it remove
+its lock; others: SIGTERM) and SIGKILL only after ``STOP_GRACE`` seconds.
+
+``pump`` is the pipeline runner (producer | vhbackup | consumer): vhbackup
+copies the producer's output into the consumer and decides, once the
+producer has ended, whether the consumer may see end-of-file (``commit``)
+or is stopped without it. restic reading a dump on stdin saves a snapshot
+only on end-of-file, so a dump that failed, came out empty or looks
+truncated never becomes a snapshot, on every restic version.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Callable, Iterable, Mapping, Sequence
 
 from vhbackup.errors import VhError
@@ -26,14 +41,27 @@ log = logging.getLogger("vhbackup")
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 
+#: Seconds a child gets to end after its stop signal before it is killed.
+STOP_GRACE = 15.0
+#: Bytes moved per read in ``pump``; pipes are enlarged to this size where allowed.
+CHUNK = 1 << 20
+#: Bytes of the start and the end of a pumped stream kept for the commit decision.
+KEEP = 4096
+_F_SETPIPE_SZ = 1031
+
 #: Variables a child must never inherit from vhbackup's own environment: they
 #: would silently override the policy (which repository, which password).
 _SCRUBBED = (
     "RESTIC_REPOSITORY", "RESTIC_REPOSITORY_FILE", "RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE",
-    "RESTIC_PASSWORD_COMMAND", "RESTIC_CACHE_DIR", "RESTIC_COMPRESSION",
-    "PGPASSWORD", "PGPASSFILE", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "MYSQL_PWD", "MYSQL_HOST",
-    "MYSQL_TCP_PORT",
+    "RESTIC_PASSWORD_COMMAND", "RESTIC_CACHE_DIR", "RESTIC_COMPRESSION", "RESTIC_KEY_HINT",
+    "RESTIC_HOST", "RESTIC_PACK_SIZE", "RESTIC_READ_CONCURRENCY",
+    "PGPASSWORD", "PGPASSFILE", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGSERVICEFILE",
+    "MYSQL_PWD", "MYSQL_HOST", "MYSQL_TCP_PORT", "MYSQL_UNIX_PORT",
 )
+
+
+class TimedOut(VhError):
+    """A child did not end within its time limit and was stopped."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +70,72 @@ class Result:
     returncode: int
     stdout: str
     stderr: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One program of a pipeline: argv (never a secret in it), extra environment, how to stop it."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    stop_signal: int = signal.SIGTERM
+    missing_hint: str | None = None
+    #: Signal the child gets if the vhbackup thread that started it dies.
+    death_signal: int | None = None
+
+    @property
+    def tool(self) -> str:
+        return os.path.basename(self.argv[0])
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a pipeline's program ended: exit status and its last stderr lines."""
+
+    tool: str
+    returncode: int
+    stderr: tuple[str, ...]
+    #: vhbackup stopped it because it wrote nothing for ``idle_timeout`` seconds.
+    stalled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.stalled
+
+    @property
+    def how(self) -> str:
+        return describe_exit(self.returncode)
+
+
+@dataclass
+class Stream:
+    """What passed through a pipeline: its length and its first and last bytes."""
+
+    bytes: int = 0
+    head: bytes = b""
+    tail: bytes = b""
+
+    def add(self, chunk: bytes) -> None:
+        if len(self.head) < KEEP:
+            self.head += chunk[:KEEP - len(self.head)]
+        self.tail = (self.tail + chunk)[-KEEP:]
+        self.bytes += len(chunk)
+
+
+@dataclass(frozen=True)
+class Pumped:
+    """The outcome of ``pump``: every program's status, the stream, and whether the consumer got EOF."""
+
+    producer: Ended
+    consumer: Ended | None
+    stream: Stream
+    #: Why the consumer was stopped instead of seeing end-of-file; None when it was let finish.
+    aborted: str | None
+    #: The consumer stopped reading (it failed) before the producer had finished.
+    consumer_first: bool
+
+
+# --- environment and start ------------------------------------------------------------
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -61,97 +155,316 @@ def describe_exit(returncode: int) -> str:
     return f"exit {returncode}"
 
 
-def _missing(argv: Sequence[str], hint: str | None) -> VhError:
+def _missing(name: str, hint: str | None) -> VhError:
     fix = f"; install it: {hint}" if hint else ""
-    return VhError(f"{argv[0]}: command not found{fix}")
+    return VhError(f"{name}: command not found{fix}")
+
+
+_setpriv: list[str | None] = []
+
+
+def _death_prefix(signum: int) -> list[str]:
+    """``setpriv --pdeathsig SIG --`` (util-linux, essential on Debian), or nothing where it is missing."""
+    if not _setpriv:
+        _setpriv.append(shutil.which("setpriv", path="/usr/bin:/bin"))
+    if _setpriv[0] is None:
+        return []
+    return [_setpriv[0], "--pdeathsig", signal.Signals(signum).name[3:], "--"]
+
+
+def _executable(name: str, env: Mapping[str, str], hint: str | None) -> str:
+    if "/" in name:
+        if not os.path.exists(name):
+            raise _missing(name, hint)
+        if not os.access(name, os.X_OK) or os.path.isdir(name):
+            raise VhError(f"{name}: not executable (permission denied)")
+        return name
+    found = shutil.which(name, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise _missing(name, hint)
+    return found
+
+
+_live: dict[int, tuple[subprocess.Popen, int]] = {}
+_live_lock = threading.Lock()
+_cancelled = threading.Event()
 
 
 def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None, missing_hint: str | None = None,
           stdin: int | IO | None = None, stdout: int | IO | None = None, stderr: int | IO | None = PIPE,
-          pass_fds: Iterable[int] = (), text: bool = False) -> subprocess.Popen:
-    """Start ``argv`` and return the Popen; the caller waits for it."""
+          pass_fds: Iterable[int] = (), text: bool = False, stop_signal: int = signal.SIGTERM,
+          death_signal: int | None = None) -> subprocess.Popen:
+    """Start ``argv`` and return the Popen; the caller waits for it (``stop`` ends it early)."""
     argv = [str(a) for a in argv]
+    full_env = child_env(env)
+    exe = _executable(argv[0], full_env, missing_hint)
+    full = [*_death_prefix(death_signal or stop_signal), exe, *argv[1:]]
     log.debug("running %s", " ".join(argv))
     try:
-        return subprocess.Popen(argv, env=child_env(env), stdin=stdin, stdout=stdout, stderr=stderr,
-                                pass_fds=tuple(pass_fds), text=text, close_fds=True)
+        process = subprocess.Popen(full, env=full_env, stdin=stdin, stdout=stdout, stderr=stderr,
+                                   pass_fds=tuple(pass_fds), text=text, close_fds=True)
     except FileNotFoundError:
-        raise _missing(argv, missing_hint) from None
+        raise _missing(argv[0], missing_hint) from None
     except PermissionError:
         raise VhError(f"{argv[0]}: not executable (permission denied)") from None
+    with _live_lock:
+        for pid in [p for p, (proc, _) in _live.items() if proc.returncode is not None]:
+            del _live[pid]
+        _live[process.pid] = (process, stop_signal)
+    return process
+
+
+def stop(process: subprocess.Popen, signum: int = signal.SIGTERM, grace: float = STOP_GRACE) -> None:
+    """End a child we are abandoning, if it still runs: ``signum``, then SIGKILL after ``grace`` seconds."""
+    if process.poll() is not None:
+        return
+    try:
+        process.send_signal(signum)
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+def stop_all() -> None:
+    """Stop every child still running (an interrupt is unwinding the run); pumps refuse to commit after this."""
+    _cancelled.set()
+    with _live_lock:
+        children = [(p, s) for p, s in _live.values() if p.poll() is None]
+    for process, signum in children:
+        try:
+            process.send_signal(signum)
+        except ProcessLookupError:
+            pass
+    for process, _ in children:
+        try:
+            process.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cancelled() -> bool:
+    return _cancelled.is_set()
+
+
+# --- whole runs -------------------------------------------------------------------------
 
 
 def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, missing_hint: str | None = None,
-        input: str | None = None, timeout: float | None = None, stdout: int | IO | None = PIPE) -> Result:
-    """Run to completion and return its exit code and (text) output."""
-    proc = spawn(argv, env=env, missing_hint=missing_hint, stdin=PIPE if input is not None else DEVNULL,
-                 stdout=stdout, stderr=PIPE, text=True)
+        input: str | None = None, timeout: float | None = None, stdout: int | IO | None = PIPE,
+        stop_signal: int = signal.SIGTERM) -> Result:
+    """Run to completion and return its exit code and (text) output.
+
+    A child that outlives ``timeout`` is stopped with its own signal (restic
+    then removes its lock) and ``TimedOut`` is raised.
+    """
+    process = spawn(argv, env=env, missing_hint=missing_hint, stdin=PIPE if input is not None else DEVNULL,
+                    stdout=stdout, stderr=PIPE, text=True, stop_signal=stop_signal)
     try:
-        out, err = proc.communicate(input=input, timeout=timeout)
+        out, err = process.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise VhError(f"{argv[0]}: no answer within {timeout:.0f} s") from None
+        stop(process, stop_signal)
+        process.communicate()
+        raise TimedOut(f"{os.path.basename(str(argv[0]))}: no answer within {timeout:.0f} s") from None
     except BaseException:
-        terminate(proc)
+        stop(process, stop_signal)
         raise
-    return Result(tuple(str(a) for a in argv), proc.returncode, out or "", err or "")
+    return Result(tuple(str(a) for a in argv), process.returncode, out or "", err or "")
 
 
 def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[str, str] | None = None,
            missing_hint: str | None = None, stdin: int | IO | None = DEVNULL,
-           on_stderr: Callable[[str], None] | None = None, keep_stderr: int = 200) -> Result:
+           on_stderr: Callable[[str], bool | None] | None = None, keep_stderr: int = 200,
+           stop_signal: int = signal.SIGTERM) -> Result:
     """Run ``argv``, calling ``on_line`` for each stdout line as it arrives.
 
     stderr is drained by a thread (so neither pipe can fill and block the
-    child); its last ``keep_stderr`` lines are returned in the Result.
+    child); its last ``keep_stderr`` lines are returned in the Result. When
+    ``on_stderr`` returns True for a line, the child is stopped.
     """
-    proc = spawn(argv, env=env, missing_hint=missing_hint, stdin=stdin, stdout=PIPE, stderr=PIPE, text=True)
+    process = spawn(argv, env=env, missing_hint=missing_hint, stdin=stdin, stdout=PIPE, stderr=PIPE, text=True,
+                    stop_signal=stop_signal)
     tail: deque[str] = deque(maxlen=keep_stderr)
-    drain = threading.Thread(target=_drain, args=(proc.stderr, tail, on_stderr), daemon=True)
-    drain.start()
+    drain = _drain_thread(process.stderr, tail, on_stderr, process, stop_signal)
     try:
-        for line in proc.stdout:
+        for line in process.stdout:
             on_line(line.rstrip("\n"))
-        proc.wait()
+        process.wait()
     except BaseException:
-        terminate(proc)
+        stop(process, stop_signal)
         raise
     finally:
         drain.join(timeout=5)
-    return Result(tuple(str(a) for a in argv), proc.returncode, "", "\n".join(tail))
+    return Result(tuple(str(a) for a in argv), process.returncode, "", "\n".join(tail))
 
 
-def _drain(pipe: IO[str], tail: deque, on_line: Callable[[str], None] | None) -> None:
-    for line in pipe:
-        line = line.rstrip("\n")
-        tail.append(line)
-        if on_line:
-            on_line(line)
-
-
-def drain_in_thread(pipe: IO[bytes], keep: int = 50) -> tuple[threading.Thread, deque]:
-    """Collect a binary stderr pipe's last lines in the background."""
-    tail: deque[str] = deque(maxlen=keep)
-
+def _drain_thread(pipe: IO, tail: deque, on_line: Callable[[str], bool | None] | None,
+                  process: subprocess.Popen | None = None, stop_signal: int = signal.SIGTERM) -> threading.Thread:
     def work() -> None:
+        stopping = False
         for raw in pipe:
-            tail.append(raw.decode("utf-8", "replace").rstrip("\n"))
+            line = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw).rstrip("\n")
+            tail.append(line)
+            if on_line and on_line(line) and not stopping and process is not None:
+                stopping = True
+                threading.Thread(target=stop, args=(process, stop_signal), daemon=True).start()
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
-    return thread, tail
+    return thread
 
 
-def terminate(proc: subprocess.Popen) -> None:
-    """Stop a child we are abandoning, if it still runs: SIGINT (restic removes its lock), SIGKILL after 15 s."""
-    if proc.poll() is not None:
+# --- pipelines ----------------------------------------------------------------------------
+
+
+def _enlarge(fd: int) -> None:
+    try:
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, CHUNK)
+    except OSError:
+        pass  # above /proc/sys/fs/pipe-max-size for this user: the default size only costs syscalls
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def pump(producer: Step, consumer: Step | None, *,
+         commit: Callable[[Ended, Stream], str | None] = lambda ended, stream: None,
+         on_chunk: Callable[[bytes], None] | None = None,
+         on_consumer_line: Callable[[str], None] | None = None,
+         on_consumer_stderr: Callable[[str], bool | None] | None = None,
+         idle_timeout: float | None = None, keep_stderr: int = 200) -> Pumped:
+    """Run ``producer | vhbackup | consumer`` and return every status.
+
+    vhbackup copies the producer's stdout into the consumer's stdin (and to
+    ``on_chunk``). When the producer has ended, ``commit(producer, stream)``
+    decides: None lets the consumer see end-of-file and finish; a reason
+    stops the consumer first and closes its input only after it has exited,
+    so it never sees end-of-file. After ``stop_all`` nothing is committed.
+    If the consumer stops reading early, the producer is stopped. A producer
+    that writes nothing for ``idle_timeout`` seconds while vhbackup waits for
+    it is stopped too (``Ended.stalled``); a slow consumer does not count.
+    """
+    tail_p: deque[str] = deque(maxlen=keep_stderr)
+    tail_c: deque[str] = deque(maxlen=keep_stderr)
+    threads: list[threading.Thread] = []
+    cons = None
+    prod = spawn(producer.argv, env=producer.env, missing_hint=producer.missing_hint, stdin=DEVNULL,
+                 stdout=PIPE, stderr=PIPE, stop_signal=producer.stop_signal, death_signal=producer.death_signal)
+    try:
+        threads.append(_drain_thread(prod.stderr, tail_p, None))
+        if consumer is not None:
+            cons = spawn(consumer.argv, env=consumer.env, missing_hint=consumer.missing_hint, stdin=PIPE,
+                         stdout=PIPE if on_consumer_line else DEVNULL, stderr=PIPE,
+                         stop_signal=consumer.stop_signal, death_signal=consumer.death_signal)
+            _enlarge(cons.stdin.fileno())
+            consumer_stderr = _drain_thread(cons.stderr, tail_c, on_consumer_stderr, cons, consumer.stop_signal)
+            if on_consumer_line:
+                threads.append(_line_thread(cons.stdout, on_consumer_line))
+        _enlarge(prod.stdout.fileno())
+        stream_ = Stream()
+        watchdog = _Watchdog(prod, producer.stop_signal, idle_timeout)
+        try:
+            consumer_first = _relay(prod, cons, stream_, on_chunk, watchdog)
+        finally:
+            watchdog.finish()
+        if consumer_first:
+            stop(prod, producer.stop_signal)
+        prod.wait()
+        threads[0].join(timeout=10)
+        ended_p = Ended(producer.tool, prod.returncode, tuple(tail_p), stalled=watchdog.fired)
+        aborted = None
+        if cons is not None:
+            aborted = "interrupted" if cancelled() else commit(ended_p, stream_)
+            if consumer_first and aborted is None:
+                aborted = f"{consumer.tool} stopped reading"
+            if aborted is None:
+                _close(cons.stdin)
+            else:
+                stop(cons, consumer.stop_signal)
+                _close(cons.stdin)
+            cons.wait()
+            consumer_stderr.join(timeout=10)
+        for thread in threads[1:]:
+            thread.join(timeout=10)
+        ended_c = Ended(consumer.tool, cons.returncode, tuple(tail_c)) if cons is not None else None
+        return Pumped(ended_p, ended_c, stream_, aborted, consumer_first)
+    except BaseException:
+        if cons is not None:
+            stop(cons, consumer.stop_signal)
+        stop(prod, producer.stop_signal)
+        raise
+    finally:
+        _close(prod.stdout)
+        if cons is not None:
+            _close(cons.stdin)
+
+
+class _Watchdog:
+    """Stops a producer that writes nothing for ``timeout`` seconds while the relay waits to read from it."""
+
+    def __init__(self, process: subprocess.Popen, signum: int, timeout: float | None):
+        self.process = process
+        self.signum = signum
+        self.timeout = timeout
+        self.waiting_since: float | None = None
+        self.fired = False
+        self.done = threading.Event()
+        if timeout:
+            threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self.done.wait(min(1.0, self.timeout / 4)):
+            since = self.waiting_since
+            if since is not None and time.monotonic() - since > self.timeout:
+                self.fired = True
+                stop(self.process, self.signum)
+                return
+
+    def finish(self) -> None:
+        self.done.set()
+
+
+def _relay(prod: subprocess.Popen, cons: subprocess.Popen | None, stream_: Stream,
+           on_chunk: Callable[[bytes], None] | None, watchdog: _Watchdog) -> bool:
+    """Copy until the producer's EOF; True when the consumer stopped reading first."""
+    src = prod.stdout.fileno()
+    dst = cons.stdin.fileno() if cons is not None else None
+    while True:
+        watchdog.waiting_since = time.monotonic()
+        chunk = os.read(src, CHUNK)
+        watchdog.waiting_since = None
+        if not chunk:
+            return False
+        stream_.add(chunk)
+        if on_chunk is not None:
+            on_chunk(chunk)
+        if dst is not None:
+            try:
+                _write_all(dst, chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                return True
+
+
+def _line_thread(pipe: IO[bytes], on_line: Callable[[str], None]) -> threading.Thread:
+    def work() -> None:
+        for raw in pipe:
+            on_line(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+def _close(pipe: IO | None) -> None:
+    if pipe is None:
         return
     try:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    except ProcessLookupError:
+        pipe.close()
+    except OSError:
         pass

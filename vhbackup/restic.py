@@ -1,10 +1,15 @@
 """Every restic call vhbackup makes, and what restic's answers mean.
 
-``Restic`` builds the argv and environment (the password travels as
-``RESTIC_PASSWORD_FILE``, backend secrets from the env file), detects the
-version once and picks flags it supports, parses ``--json`` output, and
-turns exit codes and stderr into one-line errors (``_raise_for``). No other
-module runs restic.
+``Restic`` is bound to one repository. It builds the argv and environment
+(the password travels as ``RESTIC_PASSWORD_FILE``, backend secrets from the
+env file, ``TMPDIR`` on disk beside the cache), detects the version once
+(cached beside restic's cache while the binary is unchanged) and picks flags
+it supports, parses ``--json`` output, and turns failures into typed errors
+(``classify``): callers branch on the type, never on restic's wording.
+No other module runs restic.
+
+Paths handed to restic are literal: ``--include`` patterns are escaped
+(``literal_pattern``), so ``/srv/app[1]`` never matches ``/srv/app1``.
 """
 
 from __future__ import annotations
@@ -13,20 +18,26 @@ import json
 import logging
 import os
 import re
-import subprocess
-from contextlib import contextmanager
+import shutil
+import signal
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import IO, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from vhbackup import proc
-from vhbackup.errors import PolicyError, ResticError, VhError
-from vhbackup.policy import Policy
+from vhbackup.errors import (AccessDenied, Interrupted, RepositoryError, RepositoryLocked, RepositoryMissing,
+                             RepositoryUnreachable, ResticError, VhError, WrongPassword)
+from vhbackup.policy import Repository
+from vhbackup.urls import display_url
 
 log = logging.getLogger("vhbackup")
 
 INSTALL_HINT = "apt install restic (or set restic_binary: in the policy)"
+#: A streak of retry messages ends when none came for this long.
+_RETRY_STREAK_GAP = 120.0
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,8 @@ class Version:
         return (self.major, self.minor) >= (major, minor)
 
     @property
-    def stdin_from_command(self) -> bool:
-        """restic 0.17 added --stdin-from-command, which records no snapshot if the command fails."""
+    def safe_restore(self) -> bool:
+        """restic 0.17 restores without following symlinks it finds in the target."""
         return self.at_least(0, 17)
 
 
@@ -70,7 +81,7 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class BackupResult:
-    snapshot_id: str | None
+    snapshot_id: str
     files_new: int = 0
     files_changed: int = 0
     files_unmodified: int = 0
@@ -84,7 +95,7 @@ class BackupResult:
     @classmethod
     def from_summary(cls, summary: dict, partial: bool, unreadable: Sequence[str]) -> BackupResult:
         return cls(
-            snapshot_id=summary.get("snapshot_id"),
+            snapshot_id=summary["snapshot_id"],
             files_new=summary.get("files_new", 0), files_changed=summary.get("files_changed", 0),
             files_unmodified=summary.get("files_unmodified", 0), data_added=summary.get("data_added", 0),
             total_bytes=summary.get("total_bytes_processed", 0),
@@ -103,42 +114,185 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(match.group(1) + frac + zone)
 
 
-_URL_PASSWORD = re.compile(r"(://[^/:@]+):([^/@]*)@")
+def literal_pattern(path: str) -> str:
+    """``path`` as a restic pattern that matches exactly that path (``*?[\\`` escaped)."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", path)
 
 
-def display_url(url: str) -> str:
-    """The repository URL with any password in it masked."""
-    return _URL_PASSWORD.sub(r"\1:***@", url)
+# --- what restic's failures mean ------------------------------------------------------
+
+_ACCESS_DENIED = ("unexpected http response (401)", "unexpected http response (403)", "401 unauthorized",
+                  "403 forbidden", "accessdenied", "access denied", "invalidaccesskeyid", "signaturedoesnotmatch",
+                  "permission denied (publickey", "host key verification failed", "authentication failed")
+_UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable", "no route to host",
+                "tls: ", "x509: ", "connection reset by peer", "context deadline exceeded",
+                "connection timed out", "temporary failure in name resolution", "ssh: connect to host")
+_MISSING = ("unable to open config file", "repository does not exist", "config file does not exist")
+_LOCKED = ("repository is already locked", "unable to create lock")
+_RETRYING = re.compile(r"returned error, retrying after")
 
 
-def url_password(url: str) -> str | None:
-    """The password in a repository URL such as ``rest:https://user:secret@host/``, or None."""
-    match = _URL_PASSWORD.search(url)
-    return match.group(2) or None if match else None
+def classify(returncode: int, stderr: str, url: str, password_file: str, source: str) -> RepositoryError | None:
+    """The typed error when the repository could not be used at all, else None.
+
+    restic >= 0.17 says it with exit codes (10 no repository, 11 locked,
+    12 wrong password); before that everything is exit 1 and only the
+    message tells, so this is the one place that reads restic's wording.
+    """
+    shown = display_url(url)
+    text = stderr.lower()
+    if returncode == 12 or "wrong password or no key found" in text:
+        return WrongPassword(f"wrong password for repository {shown}: the password in {password_file} "
+                             f"does not open it")
+    if any(marker in text for marker in _ACCESS_DENIED):
+        return AccessDenied(f"repository {shown} refused access: {display_url(last_error(stderr))}; check the "
+                            f"credentials (user and password in repository.url, or the env file) in {source}")
+    if returncode == 11 or any(marker in text for marker in _LOCKED):
+        holder = next((ln.strip() for ln in stderr.splitlines() if "locked" in ln and " by " in ln), "")
+        return RepositoryLocked(f"repository {shown} is locked by another restic process"
+                                f"{' (' + holder + ')' if holder else ''}, which is still running; retry later, "
+                                f"or wait for it with 'vhbackup --wait 2h ...'")
+    if returncode != 10 and any(marker in text for marker in _UNREACHABLE):
+        return RepositoryUnreachable(f"cannot reach repository {shown}: {display_url(last_error(stderr))}; "
+                                     f"check the network and repository.url in {source}")
+    if returncode == 10 or any(marker in text for marker in _MISSING):
+        return RepositoryMissing(f"no restic repository at {shown}; create it with 'vhbackup init' "
+                                 f"or fix repository.url in {source}")
+    return None
+
+
+def last_error(stderr: str) -> str:
+    """restic's own error line: a panic, else the last JSON or 'Fatal:' error, else the last plain line."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    panic = next((ln for ln in lines if ln.startswith("panic:") or ln.startswith("fatal error:")), None)
+    if panic:
+        return f"restic crashed: {panic}"
+    for line in reversed(lines):
+        if line.startswith("{"):
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("message_type") in ("exit_error", "error"):
+                return msg.get("message") or error_text(msg)
+        elif line.startswith("Fatal:"):
+            fatal = line[len("Fatal:"):].strip()
+            first = next((ln for ln in lines if ln.startswith("ignoring error for ")), None)
+            if first and fatal.startswith("There were"):
+                return f"{fatal}, the first: {first[len('ignoring error for '):]}"
+            return fatal
+    plain = [ln for ln in lines if not ln.startswith("{") and not _RETRYING.search(ln)]
+    return plain[-1] if plain else (lines[-1] if lines else "no error message")
+
+
+def error_text(msg: dict) -> str:
+    """The text of a JSON error message; restic 0.14 sends some errors as ``{}``: then look at the file itself."""
+    err = msg.get("error") or {}
+    if isinstance(err, dict) and err.get("message"):
+        return err["message"]
+    if isinstance(err, dict) and isinstance(err.get("Err"), int):
+        return os.strerror(err["Err"])
+    if isinstance(err, str) and err:
+        return err
+    return _why_unreadable(msg.get("item") or "")
+
+
+def _why_unreadable(path: str) -> str:
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.listdir(path)
+        else:
+            with open(path, "rb") as fh:
+                fh.read(1)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return "restic could not read it (no reason given)"
+
+
+class _RetryWatch:
+    """Stops a restic that keeps retrying a backend for longer than the repository's timeout."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.first = self.last = 0.0
+        self.fired = False
+        self.line = ""
+
+    def __call__(self, line: str) -> bool:
+        if not _RETRYING.search(line):
+            return False
+        now = time.monotonic()
+        if not self.first or now - self.last > _RETRY_STREAK_GAP:
+            self.first = now
+        self.last = now
+        self.line = line
+        if now - self.first >= self.timeout:
+            self.fired = True
+        return self.fired
+
+
+# --- the runner ----------------------------------------------------------------------
 
 
 class Restic:
-    def __init__(self, policy: Policy, *, verbose: bool = False,
-                 progress: Callable[[dict], None] | None = None):
-        self.policy = policy
-        self.binary = policy.restic_binary
-        self.repo = policy.repository
+    def __init__(self, binary: str, repository: Repository, host: str, source: str, *, verbose: bool = False,
+                 progress: Callable[[str, dict], None] | None = None):
+        self.binary = binary
+        self.repo = repository
+        self.host = host
+        self.source = source
         self.verbose = verbose
         self.progress = progress
+        self._unlock_lock = threading.Lock()
 
     # --- plumbing -------------------------------------------------------------
 
     @cached_property
     def version(self) -> Version:
+        cached = self._cached_version()
+        if cached is not None:
+            return cached
         result = proc.run([self.binary, "version"], missing_hint=INSTALL_HINT, timeout=30)
         match = re.search(r"restic (\d+)\.(\d+)\.(\d+)", result.stdout)
         if result.returncode != 0 or not match:
             raise VhError(f"{self.binary} does not look like restic ('{result.stdout.strip()[:80]}'); "
-                          f"check restic_binary in {self.policy.source}")
+                          f"check restic_binary in {self.source}")
         version = Version(*map(int, match.groups()))
         if not version.at_least(0, 14):
             raise VhError(f"restic {version} is too old; vhbackup needs restic 0.14 or newer")
+        self._cache_version(version)
         return version
+
+    def _version_key(self) -> str | None:
+        exe = shutil.which(self.binary)
+        if exe is None:
+            return None
+        st = os.stat(exe)
+        return f"{os.path.realpath(exe)}:{st.st_size}:{st.st_mtime_ns}"
+
+    def _cached_version(self) -> Version | None:
+        """The version detected earlier for this very binary (same path, size and mtime): saves a process."""
+        try:
+            key = self._version_key()
+            with open(os.path.join(self.repo.cache_dir, "restic-version.json"), encoding="utf-8") as fh:
+                data = json.load(fh)
+            if key and data.get("key") == key:
+                return Version(*data["version"])
+        except (OSError, ValueError, TypeError, KeyError):
+            pass
+        return None
+
+    def _cache_version(self, version: Version) -> None:
+        try:
+            key = self._version_key()
+            os.makedirs(self.repo.cache_dir, mode=0o700, exist_ok=True)
+            path = os.path.join(self.repo.cache_dir, "restic-version.json")
+            tmp = f"{path}.{os.getpid()}"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"key": key, "version": [version.major, version.minor, version.patch]}, fh)
+            os.replace(tmp, path)
+        except OSError:
+            pass
 
     @property
     def env(self) -> dict[str, str]:
@@ -148,12 +302,22 @@ class Restic:
             "RESTIC_PASSWORD_FILE": self.repo.password_file,
             "RESTIC_CACHE_DIR": self.repo.cache_dir,
             "RESTIC_PROGRESS_FPS": "1",
+            "TMPDIR": self._temp_dir(),
         })
         return env
 
+    def _temp_dir(self) -> str:
+        path = self.repo.temp_dir
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise VhError(f"cannot create restic's temporary directory {path}: {exc.strerror}; "
+                          f"check repository.cache_dir in {self.source}") from None
+        return path
+
     def argv(self, *args: str) -> list[str]:
         argv = [self.binary]
-        if self.repo.compression and args and args[0] in ("backup", "prune", "forget", "init"):
+        if self.repo.compression and args and args[0] in ("backup", "prune", "forget", "init", "copy"):
             argv += ["--compression", self.repo.compression]
         return argv + list(args)
 
@@ -161,89 +325,69 @@ class Restic:
         if self.verbose and line.strip():
             log.info("restic: %s", line)
 
-    def run(self, *args: str, ok: Sequence[int] = (0,), input: str | None = None,
-            timeout: float | None = None) -> proc.Result:
-        self.version  # noqa: B018 - detect once, before the first real call
-        result = proc.run(self.argv(*args), env=self.env, missing_hint=INSTALL_HINT, input=input,
-                          timeout=timeout)
-        if self.verbose:
-            for line in result.stderr.splitlines():
-                self._echo(line)
+    def error(self, command: str, returncode: int, stderr: str, watch: _RetryWatch | None = None) -> ResticError:
+        """The one error for a failed restic call: typed when the repository could not be used."""
+        if watch is not None and watch.fired:
+            return RepositoryUnreachable(
+                f"repository {display_url(self.repo.url)} did not answer for {self.repo.timeout:.0f} s "
+                f"(repository.timeout): {display_url(watch.line.strip())}; check the network and the server")
+        known = classify(returncode, stderr, self.repo.url, self.repo.password_file, self.source)
+        if known is not None:
+            return known
+        if returncode in (-signal.SIGINT, 130) and proc.cancelled():
+            return Interrupted(f"restic {command} was interrupted")
+        if returncode < 0:
+            return ResticError(f"restic {command} was {proc.describe_exit(returncode)}")
+        return ResticError(f"restic {command} failed ({proc.describe_exit(returncode)}): "
+                           f"{display_url(last_error(stderr))}")
+
+    def run(self, *args: str, ok: Sequence[int] = (0,)) -> proc.Result:
+        """Run one restic command to its end; its stdout, or the typed error."""
+        watch = _RetryWatch(self.repo.timeout)
+
+        def on_stderr(line: str) -> bool:
+            self._echo(line)
+            return watch(line)
+
+        result = self._stream(args, None, on_stderr)
         if result.returncode not in ok:
-            self._raise_for(args[0], result.returncode, result.stderr)
+            raise self.error(args[0], result.returncode, result.stderr, watch)
         return result
 
-    def _raise_for(self, command: str, returncode: int, stderr: str) -> None:
-        """Translate a failed restic call into one clear line."""
-        known = self._access_error(returncode, stderr)
-        if known is not None:
-            raise known
-        if returncode < 0:
-            raise ResticError(f"restic {command} was {proc.describe_exit(returncode)}")
-        raise ResticError(f"restic {command} failed ({proc.describe_exit(returncode)}): "
-                          f"{display_url(_last_error(stderr))}")
+    def _stream(self, args: Sequence[str], on_line: Callable[[str], None] | None,
+                on_stderr: Callable[[str], bool]) -> proc.Result:
+        """Run restic with stdout collected (or given line by line to ``on_line``) and stderr watched.
 
-    def _access_error(self, returncode: int, stderr: str) -> VhError | None:
-        """The error when the repository could not be used at all: wrong password, unreachable, absent, locked.
-
-        restic 0.14-0.16 exit 1 for all of these, so the message decides.
+        A restic that keeps retrying an unreachable backend for longer than
+        ``repository.timeout`` is stopped (SIGINT, so it removes its lock).
         """
-        url = display_url(self.repo.url)
-        text = stderr.lower()
-        if returncode == 12 or "wrong password" in text:
-            return PolicyError(f"wrong password for repository {url}: the password in "
-                               f"{self.repo.password_file} does not open it")
-        unreachable = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
-                       "tls: ", "context canceled", "context deadline exceeded")
-        if returncode != 10 and any(marker in text for marker in unreachable):
-            return ResticError(f"cannot reach repository {url}: {display_url(_last_error(stderr))}; "
-                               f"check the network and repository.url in {self.policy.source}")
-        if returncode == 10 or "unable to open config file" in text or "repository does not exist" in text:
-            return ResticError(f"no restic repository at {url}; create it with 'vhbackup init' "
-                               f"or fix repository.url in {self.policy.source}")
-        if returncode == 11 or "repository is already locked" in text:
-            holder = next((ln.strip() for ln in stderr.splitlines() if "locked" in ln and "by" in ln), "")
-            return ResticError(f"repository {url} is locked by another restic process"
-                               f"{': ' + holder if holder else ''}; if none is running, remove the stale lock "
-                               f"with 'vhbackup unlock'")
-        return None
+        self.version  # noqa: B018 - detect once, before the first real call
+        out: list[str] = []
+        result = proc.stream(self.argv(*args), on_line or out.append, env=self.env, missing_hint=INSTALL_HINT,
+                             on_stderr=on_stderr, stop_signal=signal.SIGINT)
+        return proc.Result(result.argv, result.returncode, "\n".join(out), result.stderr)
 
-    def _json_lines(self, args: Sequence[str], on_message: Callable[[dict], None],
-                    stdin=proc.DEVNULL, env: dict[str, str] | None = None,
-                    on_stderr: Callable[[str], None] | None = None) -> proc.Result:
-        """Run a --json command, feeding each JSON message (stdout and stderr) to ``on_message``.
+    def exclusive(self, *args: str, ok: Sequence[int] = (0,)) -> proc.Result:
+        """A command that needs the exclusive lock: stale locks (dead processes) are removed, then one retry."""
+        try:
+            return self.run(*args, ok=ok)
+        except RepositoryLocked:
+            self.unlock()
+            return self.run(*args, ok=ok)
 
-        ``on_stderr`` also sees every raw stderr line; ``env`` is added to the restic environment.
-        """
-        self.version  # noqa: B018
-
-        def parse_stderr(line: str) -> None:
-            if on_stderr:
-                on_stderr(line)
-            parse(line)
-
-        def parse(line: str) -> None:
-            if line.startswith("{"):
-                try:
-                    on_message(json.loads(line))
-                    return
-                except ValueError:
-                    pass
-            self._echo(line)
-
-        return proc.stream(self.argv(*args), parse, env={**self.env, **(env or {})}, missing_hint=INSTALL_HINT,
-                           stdin=stdin, on_stderr=parse_stderr)
+    def unlock(self) -> None:
+        """``restic unlock``: removes only locks of processes that are gone (or older than 30 min)."""
+        with self._unlock_lock:
+            self.run("unlock")
 
     # --- repository -----------------------------------------------------------
 
     def exists(self) -> bool:
         """True if the repository opens; False if there is none. Other failures raise."""
         try:
-            self.run("cat", "config", timeout=300)
-        except ResticError as exc:
-            if str(exc).startswith("no restic repository"):
-                return False
-            raise
+            self.run("cat", "config")
+        except RepositoryMissing:
+            return False
         return True
 
     def init(self) -> None:
@@ -252,7 +396,7 @@ class Restic:
     def snapshots(self, tags: Sequence[str] = ("vhbackup",), ids: Sequence[str] = ()) -> list[Snapshot]:
         args = ["snapshots", "--json"]
         for tag in tags:
-            args += ["--tag", tag]
+            args.append(f"--tag={tag}")
         result = self.run(*args, *ids)
         snaps = [
             Snapshot(id=s["id"], time=parse_time(s["time"]), host=s.get("hostname", ""),
@@ -265,61 +409,63 @@ class Restic:
     # --- backup ---------------------------------------------------------------
 
     def _tag_args(self, tags: Sequence[str]) -> list[str]:
-        args = ["--host", self.policy.host]
-        for tag in tags:
-            args += ["--tag", tag]
-        return args
+        return [f"--host={self.host}", *(f"--tag={tag}" for tag in tags)]
 
-    def backup(self, paths: Sequence[str], tags: Sequence[str], excludes: Sequence[str] = ()) -> BackupResult:
-        args = ["backup", "--json", *self._tag_args(tags)]
-        for pattern in excludes:
-            args.append(f"--exclude={pattern}")
-        args += ["--", *paths]
-        return self._backup(args)
+    def backup(self, paths: Sequence[str], tags: Sequence[str], excludes: Sequence[str] = (),
+               job: str = "files") -> BackupResult:
+        """Back up ``paths`` (literal) into one snapshot; partial (exit 3) when some files could not be read."""
+        args = ["backup", "--json", *self._tag_args(tags), *(f"--exclude={p}" for p in excludes), "--", *paths]
+        collector = _BackupMessages(self, job)
+        watch = _RetryWatch(self.repo.timeout)
 
-    def backup_stdin(self, filename: str, tags: Sequence[str], stdin,
-                     on_stderr: Callable[[str], None] | None = None) -> BackupResult:
-        """Back up what arrives on ``stdin`` (a pipe) as ``filename`` (no directory: 0.18 refuses one)."""
-        return self._backup(["backup", "--json", "--stdin", "--stdin-filename", filename,
-                             *self._tag_args(tags)], stdin=stdin, on_stderr=on_stderr)
+        def on_stderr(line: str) -> bool:
+            collector.line(line)
+            return watch(line)
 
-    def backup_command(self, filename: str, tags: Sequence[str], command: Sequence[str],
-                       env: dict[str, str] | None = None,
-                       on_stderr: Callable[[str], None] | None = None) -> BackupResult:
-        """restic >= 0.17: run ``command`` and store its stdout; no snapshot if it fails.
-
-        restic passes its environment (plus ``env``) to the command and copies the command's
-        stderr to its own, as ``subprocess NAME: line``; ``on_stderr`` sees every stderr line.
-        """
-        return self._backup(["backup", "--json", "--stdin-from-command", "--stdin-filename", filename,
-                             *self._tag_args(tags), "--", *command], env=env, on_stderr=on_stderr)
-
-    def _backup(self, args: list[str], stdin=proc.DEVNULL, env: dict[str, str] | None = None,
-                on_stderr: Callable[[str], None] | None = None) -> BackupResult:
-        summary: dict = {}
-        unreadable: list[str] = []
-
-        def on_message(msg: dict) -> None:
-            kind = msg.get("message_type")
-            if kind == "summary":
-                summary.update(msg)
-            elif kind == "error" and on_stderr:
-                log.debug("restic: %s", _error_text(msg))
-            elif kind == "error":
-                item = msg.get("item") or ""
-                unreadable.append(item)
-                log.warning("could not read %s: %s", item, _error_text(msg))
-            elif kind == "status" and self.progress:
-                self.progress(msg)
-
-        result = self._json_lines(args, on_message, stdin=stdin, env=env, on_stderr=on_stderr)
+        result = self._stream(args, collector.line, on_stderr)
+        summary = collector.summary
         if result.returncode == 3 and summary.get("snapshot_id"):
-            return BackupResult.from_summary(summary, partial=True, unreadable=unreadable)
+            return BackupResult.from_summary(summary, partial=True, unreadable=collector.unreadable)
         if result.returncode != 0:
-            self._raise_for("backup", result.returncode, result.stderr)
+            raise self.error("backup", result.returncode, result.stderr, watch)
         if not summary.get("snapshot_id"):
             raise ResticError("restic backup reported success but no snapshot id; run with -v to see its output")
-        return BackupResult.from_summary(summary, partial=False, unreadable=unreadable)
+        return BackupResult.from_summary(summary, partial=False, unreadable=collector.unreadable)
+
+    def stdin_backup(self, filename: str, tags: Sequence[str], producer: proc.Step,
+                     commit: Callable[[proc.Ended, proc.Stream], str | None],
+                     job: str, idle_timeout: float | None = None) -> tuple[BackupResult | None, proc.Pumped]:
+        """``producer | restic backup --stdin``; restic sees end-of-file (and saves) only if ``commit`` says so.
+
+        Returns (result, pumped): result is None when the snapshot was not made
+        because ``commit`` refused (``pumped.aborted`` says why). Raises the
+        typed restic error when restic itself failed, also when it stopped
+        reading first (then the producer was stopped and is not to blame).
+        """
+        self.version  # noqa: B018
+        collector = _BackupMessages(self, job, quiet_errors=True)
+        watch = _RetryWatch(self.repo.timeout)
+
+        def on_stderr(line: str) -> bool:
+            collector.line(line)
+            return watch(line)
+
+        consumer = proc.Step(tuple(self.argv("backup", "--json", "--stdin", f"--stdin-filename={filename}",
+                                             *self._tag_args(tags))),
+                             env=self.env, stop_signal=signal.SIGINT, missing_hint=INSTALL_HINT,
+                             death_signal=signal.SIGKILL)
+        pumped = proc.pump(producer, consumer, commit=commit, on_consumer_line=collector.line,
+                           on_consumer_stderr=on_stderr, idle_timeout=idle_timeout)
+        restic_ = pumped.consumer
+        if pumped.aborted == "interrupted":
+            raise Interrupted("interrupted")
+        if pumped.consumer_first or (pumped.aborted is None and not restic_.ok):
+            raise self.error("backup", restic_.returncode, "\n".join(restic_.stderr), watch)
+        if pumped.aborted is not None:
+            return None, pumped
+        if not collector.summary.get("snapshot_id"):
+            raise ResticError("restic backup reported success but no snapshot id; run with -v to see its output")
+        return BackupResult.from_summary(collector.summary, partial=False, unreadable=()), pumped
 
     # --- reading back ---------------------------------------------------------
 
@@ -333,96 +479,141 @@ class Restic:
                     yield node
 
     def restore(self, snapshot_id: str, target: str, includes: Sequence[str] = (), verify: bool = False) -> None:
-        """``verify``: restic reads the restored files back and checks their content against the snapshot."""
-        args = ["restore", snapshot_id, "--target", target, *(["--verify"] if verify else [])]
-        for path in includes:
-            args += ["--include", path]
-        if not self.version.at_least(0, 17):
-            self._remove_symlinks_to_restore(snapshot_id, target, includes)
+        """Restore the snapshot (only the literal paths ``includes``, if given) under ``target``.
+
+        ``verify``: restic reads the restored files back and checks their content.
+        """
+        args = ["restore", snapshot_id, f"--target={target}", *(["--verify"] if verify else [])]
+        args += [f"--include={literal_pattern(path)}" for path in includes]
+        if not self.version.safe_restore:
+            self._clear_the_way(snapshot_id, target, includes)
         self.run(*args)
 
-    def _remove_symlinks_to_restore(self, snapshot_id: str, target: str, includes: Sequence[str]) -> None:
-        """restic < 0.17 cannot restore a symlink over an existing one ("file exists"): remove those first.
+    def _clear_the_way(self, snapshot_id: str, target: str, includes: Sequence[str]) -> None:
+        """restic < 0.17 follows symlinks it finds in the target: make the restore unable to leave it.
 
-        Only paths that are symlinks both in the snapshot and on disk are removed; the restore
-        puts them back as the snapshot has them. When nothing exists yet where the restore writes
-        (a new or empty target), nothing can be in the way: the listing (a restic call, and the
-        whole snapshot's nodes in memory) is skipped.
+        Where the snapshot has a file or a symlink and the disk has a symlink,
+        the symlink is removed (the restore puts back what the backup holds;
+        restic < 0.17 would write through it, or fail with "file exists").
+        Where the snapshot has a directory and the disk has a symlink, the
+        restore is refused: the layout changed since the backup and which
+        data belongs there is the admin's decision. When nothing exists yet
+        where the restore writes, nothing can be in the way and the listing
+        (a restic call) is skipped.
         """
         roots = [os.path.join(target, inc.lstrip("/")) for inc in includes] or [target]
         if not any(_occupied(root) for root in roots):
             return
         for node in self.ls(snapshot_id):
             path = node.get("path", "")
-            if node.get("type") != "symlink" or not path.startswith("/"):
-                continue
-            if includes and not any(path == inc or path.startswith(inc.rstrip("/") + "/") for inc in includes):
+            if not path.startswith("/") or (includes and not _within(path, includes)):
                 continue
             dest = os.path.join(target, path.lstrip("/"))
-            if os.path.islink(dest):
-                os.unlink(dest)
+            if not os.path.islink(dest):
+                continue
+            if node.get("type") == "dir":
+                raise VhError(f"{dest} is a symbolic link where the backup has a directory; restic "
+                              f"{self.version} would follow it out of the restore; remove the link, or restore "
+                              f"into a new --target and move the files")
+            os.unlink(dest)
 
-    def dump(self, snapshot_id: str, path: str, stdout) -> subprocess.Popen:
-        """Start ``restic dump`` writing ``path`` of the snapshot to ``stdout``; the caller waits."""
+    def dump(self, snapshot_id: str, path: str, consumer: proc.Step | None = None, *,
+             on_chunk: Callable[[bytes], None] | None = None,
+             commit: Callable[[proc.Ended, proc.Stream], str | None] | None = None) -> proc.Pumped:
+        """``restic dump`` of one file into ``consumer`` (or ``on_chunk``); raises if restic failed.
+
+        The consumer sees end-of-file only when restic delivered the whole
+        file (and ``commit`` agrees); otherwise it is stopped without it.
+        """
         self.version  # noqa: B018
-        return proc.spawn(self.argv("dump", snapshot_id, path), env=self.env, missing_hint=INSTALL_HINT,
-                          stdin=proc.DEVNULL, stdout=stdout, stderr=proc.PIPE)
+        producer = proc.Step(tuple(self.argv("dump", snapshot_id, path)), env=self.env,
+                             stop_signal=signal.SIGINT, missing_hint=INSTALL_HINT)
 
-    def check_dump(self, process: subprocess.Popen, stderr: str) -> None:
-        if process.returncode != 0:
-            self._raise_for("dump", process.returncode, stderr)
+        def judge(ended: proc.Ended, stream: proc.Stream) -> str | None:
+            if not ended.ok:
+                return f"restic dump {ended.how}"
+            return commit(ended, stream) if commit else None
 
-    @contextmanager
-    def dump_stream(self, snapshot_id: str, path: str) -> Iterator[IO[bytes]]:
-        """Read ``path`` of the snapshot from the yielded pipe; raises after the block if restic failed."""
-        process = self.dump(snapshot_id, path, stdout=proc.PIPE)
-        drain, tail = proc.drain_in_thread(process.stderr)
-        try:
-            yield process.stdout
-            process.wait()
-        finally:
-            proc.terminate(process)
-            drain.join(timeout=10)
-        self.check_dump(process, "\n".join(tail))
+        pumped = proc.pump(producer, consumer, commit=judge, on_chunk=on_chunk)
+        if pumped.aborted == "interrupted":
+            raise Interrupted("interrupted")
+        if not pumped.producer.ok and not pumped.consumer_first:
+            raise self.error("dump", pumped.producer.returncode, "\n".join(pumped.producer.stderr))
+        return pumped
 
     # --- maintenance ----------------------------------------------------------
 
     def forget(self, ids: Sequence[str], prune: bool = False) -> None:
+        """Forget exactly ``ids``; with ``prune``, free their data (and unreferenced packs) in the same call."""
         if ids:
-            self.run("forget", *(["--prune"] if prune else []), *ids)
+            self.exclusive("forget", *(["--prune"] if prune else []), *ids)
 
-    def prune(self) -> None:
-        self.run("prune")
+    def prune(self) -> proc.Result:
+        """``restic prune``: also removes packs that nothing references (left by an interrupted backup)."""
+        return self.exclusive("prune")
 
     def check(self, *extra: str) -> proc.Result:
         """``restic check``; returns the result whatever the exit code, for the caller's report.
 
-        Raises when the repository could not be opened at all: that is not damage, although
-        restic before 0.17 exits 1 for it too. Only its ``Fatal:`` lines are judged, so that
-        a damage report quoting, say, a canceled context is still a damage report.
+        Raises the typed error when the repository could not be used at all
+        (not damage, although restic before 0.17 exits 1 for it too). Only
+        its ``Fatal:`` lines are judged, so that a damage report quoting,
+        say, a canceled context is still a damage report.
         """
-        result = self.run("check", *extra, ok=(0, 1))
-        if result.returncode == 1:
+        def attempt() -> proc.Result:
+            result = self.run("check", *extra, ok=(0, 1))
             fatal = "\n".join(ln for ln in result.stderr.splitlines() if ln.startswith("Fatal:"))
-            error = self._access_error(1, fatal) if fatal else None
-            if error is not None:
+            error = classify(1, fatal, self.repo.url, self.repo.password_file, self.source) if fatal else None
+            if result.returncode == 1 and error is not None:
                 raise error
-        return result
+            return result
+
+        try:
+            return attempt()
+        except RepositoryLocked:
+            self.unlock()
+            return attempt()
 
     def stats(self, mode: str = "raw-data") -> dict:
         return json.loads(self.run("stats", "--json", "--mode", mode).stdout or "{}")
 
-    def unlock(self) -> None:
-        self.run("unlock")
+
+class _BackupMessages:
+    """Reads ``restic backup --json`` messages (stdout and stderr): summary, unreadable files, progress."""
+
+    def __init__(self, restic: Restic, job: str, quiet_errors: bool = False):
+        self.restic = restic
+        self.job = job
+        self.quiet_errors = quiet_errors
+        self.summary: dict = {}
+        self.unreadable: list[str] = []
+
+    def line(self, line: str) -> None:
+        if not line.startswith("{"):
+            self.restic._echo(line)
+            return
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            self.restic._echo(line)
+            return
+        kind = msg.get("message_type")
+        if kind == "summary":
+            self.summary.update(msg)
+        elif kind == "error" and self.quiet_errors:
+            log.debug("restic: %s", error_text(msg))
+        elif kind == "error":
+            item = msg.get("item") or ""
+            self.unreadable.append(item)
+            log.warning("could not read %s: %s", item, error_text(msg))
+        elif kind == "status" and self.restic.progress:
+            self.restic.progress(self.job, msg)
 
 
-def _error_text(msg: dict) -> str:
-    err = msg.get("error") or {}
-    if "message" in err:
-        return err["message"]
-    if isinstance(err.get("Err"), int):
-        return os.strerror(err["Err"])
-    return str(err)
+def _within(path: str, includes: Sequence[str]) -> bool:
+    """``path`` is an included path, lies below one, or is a parent of one."""
+    return any(path == inc or path.startswith(inc.rstrip("/") + "/") or inc.startswith(path.rstrip("/") + "/")
+               for inc in includes)
 
 
 def _occupied(path: str) -> bool:
@@ -434,21 +625,3 @@ def _occupied(path: str) -> bool:
     with os.scandir(path) as entries:
         return next(entries, None) is not None
 
-
-def _last_error(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    for line in reversed(lines):
-        if line.startswith("{"):
-            try:
-                msg = json.loads(line)
-                if msg.get("message_type") in ("exit_error", "error"):
-                    return msg.get("message") or _error_text(msg)
-            except ValueError:
-                pass
-        elif line.startswith("Fatal:"):
-            fatal = line[len("Fatal:"):].strip()
-            first = next((ln for ln in lines if ln.startswith("ignoring error for ")), None)
-            if first and fatal.startswith("There were"):
-                return f"{fatal}, the first: {first[len('ignoring error for '):]}"
-            return fatal
-    return lines[-1] if lines else "no error message"

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from vhbackup.errors import UsageError, VhError
+from vhbackup.errors import NotFound, UsageError
 from vhbackup.policy import SYSTEM_SERVICE, Policy
 from vhbackup.restic import Snapshot
 
@@ -85,7 +85,7 @@ def find(runs: list[Run], ref: str) -> Run:
         return next(iter(matches.values()))
     if len(matches) > 1:
         raise UsageError(f"{ref!r} matches snapshots of several runs ({', '.join(sorted(matches))}); type more of it")
-    raise VhError(f"no backup run or snapshot matches {ref!r}; see 'vhbackup restore --list'")
+    raise NotFound(f"no backup run or snapshot matches {ref!r}; see 'vhbackup restore --list'")
 
 
 def latest(runs: list[Run], services: tuple[str, ...], databases: tuple[str, ...]) -> Run:
@@ -94,7 +94,7 @@ def latest(runs: list[Run], services: tuple[str, ...], databases: tuple[str, ...
         if run.has(services, databases):
             return run
     wanted = ", ".join([*services, *(f"db:{d}" for d in databases)])
-    raise VhError(f"no backup run holds all of: {wanted}; see 'vhbackup restore --list' and pick one with --snapshot")
+    raise NotFound(f"no backup run holds all of: {wanted}; see 'vhbackup restore --list' and pick one with --snapshot")
 
 
 def includes(policy: Policy, run: Run, services: tuple[str, ...]) -> tuple[str, ...]:

@@ -1,24 +1,39 @@
-"""Scratch restores: a files snapshot restored into scratch space and compared with its own listing.
+"""Scratch space for checks: restores into a scratch directory or database, and cleaning them up.
 
-``verify --snapshot`` and ``drill`` check a backup's files this way. The
-scratch directory is ``<repository.cache_dir>/<purpose>/<run id>/``: beside
-restic's cache, so writable under the systemd sandbox (``CacheDirectory=``),
-and never inside the live tree. A restore that would leave less than
+``verify --snapshot`` and ``drill`` restore a files snapshot into
+``<repository.cache_dir>/<purpose>/<run id>/`` (beside restic's cache, so
+writable under the systemd sandbox, never inside the live tree) and compare
+it with the snapshot's own listing. A restore that would leave less than
 ``checks.min_free_space`` free there is refused before anything is written.
+
+Scratch databases are registered in ``state_dir/scratch.json`` before they
+are created and unregistered after they are dropped. Both commands hold
+vhbackup's lock, so whatever is still registered (or still lies in a
+scratch directory) when one starts was left by a run that was killed, and
+is removed first: a SIGKILLed drill cannot make the next one fail.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from vhbackup import prechecks, treediff
-from vhbackup.context import Context
+from vhbackup import state, treediff
+from vhbackup.diskspace import free_bytes
 from vhbackup.errors import VhError
 from vhbackup.policy import Policy
 from vhbackup.quantities import format_size
+
+if TYPE_CHECKING:
+    from vhbackup.context import Context
+
+log = logging.getLogger("vhbackup")
+
+PURPOSES = ("drill", "verify")
 
 
 @dataclass(frozen=True)
@@ -42,8 +57,8 @@ def restore_and_compare(ctx: Context, snapshot_id: str, target: str, includes: t
     """
     policy = ctx.policy
     expected = treediff.from_listing(ctx.restic.ls(snapshot_id), includes)
-    need = sum(e.size for e in expected.values())
-    free = prechecks.free_bytes(target)
+    need = sum(e.size for entry in expected.values() for e in (entry if isinstance(entry, tuple) else (entry,)))
+    free = free_bytes(target)
     if need + policy.checks.min_free_space > free:
         raise VhError(f"restoring snapshot {snapshot_id[:8]} needs {format_size(need)} in {os.path.dirname(target)} "
                       f"but only {format_size(free)} is free (keeping checks.min_free_space "
@@ -75,3 +90,75 @@ def remove(target: str) -> str | None:
     except OSError:
         pass
     return None
+
+
+# --- scratch databases -----------------------------------------------------------------
+
+def _registry(policy: Policy) -> str:
+    return os.path.join(policy.state_dir, "scratch.json")
+
+
+def _databases(policy: Policy) -> list[dict]:
+    entries = state.read_lenient(_registry(policy)).get("databases") or []
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def _save(policy: Policy, entries: list[dict]) -> None:
+    state.write_json_atomic(_registry(policy), {"databases": entries})
+
+
+def register_database(policy: Policy, db_name: str, scratch_name: str, run_id: str, created: bool = False) -> None:
+    """Note a scratch database before creating it (and again once it exists), so a killed run's copy is dropped.
+
+    Only databases noted as created are ever dropped by ``clean_leftovers``:
+    a run killed between the two notes may or may not have created it, and
+    a database vhbackup cannot be sure it created is never dropped.
+    """
+    entries = [e for e in _databases(policy) if e.get("scratch") != scratch_name or e.get("db") != db_name]
+    _save(policy, entries + [{"db": db_name, "scratch": scratch_name, "run_id": run_id, "created": created}])
+
+
+def unregister_database(policy: Policy, db_name: str, scratch_name: str) -> None:
+    entries = _databases(policy)
+    kept = [e for e in entries if not (e.get("scratch") == scratch_name and e.get("db") == db_name)]
+    if kept != entries:
+        _save(policy, kept)
+
+
+def clean_leftovers(policy: Policy, drop) -> list[str]:
+    """Remove what killed runs left: registered scratch databases (``drop(db, name)``) and scratch directories.
+
+    Returns one problem line per thing that could not be removed.
+    """
+    problems = []
+    for entry in _databases(policy):
+        db_name, name = entry.get("db"), entry.get("scratch")
+        if not entry.get("created"):
+            log.warning("run %s was killed while creating the scratch database %s; if it exists, drop it by hand",
+                        entry.get("run_id"), name)
+            unregister_database(policy, db_name, name)
+            continue
+        try:
+            db = policy.database(db_name)
+        except KeyError:
+            log.warning("scratch database %s of database %s (no longer in the policy) was left by run %s; "
+                        "drop it by hand", name, db_name, entry.get("run_id"))
+            unregister_database(policy, db_name, name)
+            continue
+        try:
+            drop(db, name)
+            log.info("dropped the scratch database %s left by interrupted run %s", name, entry.get("run_id"))
+            unregister_database(policy, db_name, name)
+        except VhError as exc:
+            problems.append(f"could not drop the scratch database {name} left by run {entry.get('run_id')}: {exc}")
+    for purpose in PURPOSES:
+        base = os.path.join(policy.repository.cache_dir, purpose)
+        try:
+            names = os.listdir(base)
+        except OSError:
+            continue
+        for name in names:
+            log.info("removing the scratch directory %s left by an interrupted run", os.path.join(base, name))
+            if (error := remove(os.path.join(base, name))) is not None:
+                problems.append(error)
+    return problems

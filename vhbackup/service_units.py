@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 from vhbackup import proc
-from vhbackup.context import Context
 from vhbackup.errors import VhError
 
 log = logging.getLogger("vhbackup")
@@ -36,7 +35,7 @@ def is_active(unit: str) -> bool:
 
 
 @contextmanager
-def stopped(ctx: Context, units: Sequence[str]) -> Iterator[None]:
+def stopped(units: Sequence[str]) -> Iterator[None]:
     """Stop the running ones among ``units``; start exactly those again, whatever happens inside."""
     running = [u for u in units if is_active(u)]
     to_start: list[str] = []

@@ -1,10 +1,17 @@
-"""What each run leaves in ``state_dir``: its outcome, written atomically.
+"""What each run leaves in ``state_dir``, written atomically, and how it is read back.
 
-``last-<action>.json`` holds the newest run of each action; ``status`` reads
-these files and nothing else, so it needs no repository access. The atomic
-write also serves the metrics file and the verify reports, and
-``secrets_of``/``redact`` keep the policy's secrets out of everything
-written or sent.
+- ``running-<action>.json``: written before a run does anything, removed
+  after its record is saved. One left behind by a process that is gone
+  means the run ended without recording (killed, crashed, disk full).
+- ``last-<action>.json`` / ``last-success-<action>.json``: the newest run of
+  each action, and the newest that succeeded.
+- ``items.json``: per file set and database (``files:<service>``,
+  ``db:<name>``) the newest attempt and the newest good backup, so that
+  ``status`` judges each one by its own history, in constant time.
+- ``run-sizes.json``: bytes per run (restic < 0.17 keeps no size).
+
+``status`` reads these files and nothing else. ``secrets_of``/``redact``
+keep the policy's secrets out of everything written or sent.
 """
 
 from __future__ import annotations
@@ -14,8 +21,16 @@ import os
 import tempfile
 from typing import Any
 
-from vhbackup.restic import url_password
+from vhbackup import credentials
+from vhbackup.errors import PolicyError, StateError
+from vhbackup.urls import url_password
 
+#: Every action that records runs, and those whose runs alert (a restore reports to whoever runs it).
+ACTIONS = ("backup", "prune", "verify", "drill", "restore")
+ALERTED_ACTIONS = ("backup", "prune", "verify", "drill")
+
+
+# --- writing and reading --------------------------------------------------------------
 
 def write_text_atomic(path: str, text: str) -> None:
     """Write to a temporary file in the same directory, fsync, rename: readers see old or new, never half.
@@ -50,12 +65,24 @@ def write_json_atomic(path: str, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+def read_object(path: str) -> dict | None:
+    """A JSON object from ``path``; None when the file does not exist; ValueError/OSError when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return data
 
 
-ACTIONS = ("backup", "prune", "verify", "drill", "restore")
+def read_lenient(path: str) -> dict:
+    """A JSON object from ``path``, or {} when it is missing or unreadable (for bookkeeping, never for health)."""
+    try:
+        return read_object(path) or {}
+    except (OSError, ValueError):
+        return {}
 
 
 def last_run_path(state_dir: str, action: str) -> str:
@@ -67,15 +94,109 @@ def last_success_path(state_dir: str, action: str) -> str:
     return os.path.join(state_dir, f"last-success-{action}.json")
 
 
-def read_record(path: str) -> dict | None:
-    """A state record, or None if there is none yet; ValueError/OSError if it cannot be read."""
+def running_path(state_dir: str, action: str) -> str:
+    return os.path.join(state_dir, f"running-{action}.json")
+
+
+def items_path(state_dir: str) -> str:
+    return os.path.join(state_dir, "items.json")
+
+
+# --- the running marker ---------------------------------------------------------------
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` in clock ticks since boot (field 22 of /proc/PID/stat)."""
     try:
-        data = read_json(path)
-    except FileNotFoundError:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
         return None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
-    return data
+    return text[text.rindex(")") + 2:].split()[19]
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def write_marker(state_dir: str, action: str, run_id: str, started: float, items: list[str]) -> None:
+    """Say that this process runs ``action``; raises StateError when state_dir cannot record it."""
+    pid = os.getpid()
+    data = {"run_id": run_id, "action": action, "started": started, "pid": pid, "pid_start": _process_start(pid),
+            "boot_id": _boot_id(), "items": items}
+    try:
+        write_json_atomic(running_path(state_dir, action), data)
+    except OSError as exc:
+        raise StateError(f"cannot record the run in {state_dir}: {exc.strerror or exc}; nothing was done "
+                         f"(free space there, or fix state_dir)") from None
+
+
+def marker_alive(marker: dict) -> bool:
+    """The process that wrote the marker still runs (same boot, same pid, same start time)."""
+    try:
+        pid = int(marker.get("pid"))
+    except (TypeError, ValueError):
+        return False
+    if marker.get("boot_id") != _boot_id():
+        return False
+    start = _process_start(pid)
+    return start is not None and start == marker.get("pid_start")
+
+
+def remove_marker(state_dir: str, action: str) -> None:
+    try:
+        os.unlink(running_path(state_dir, action))
+    except FileNotFoundError:
+        pass
+
+
+def interrupted_record(marker: dict, host: str) -> dict:
+    """The failure record of a run that left its marker behind."""
+    started = float(marker.get("started") or 0)
+    return {"action": marker.get("action"), "run_id": marker.get("run_id"), "host": host, "started": started,
+            "duration": 0.0, "finished": started, "status": "failure", "exit_code": 1,
+            "error": "the run ended without recording how (vhbackup was killed, crashed or could not write "
+                     "state_dir)",
+            "snapshot_ids": [], "services": [], "databases": [], "bytes_added": 0, "bytes_total": 0,
+            "items": {item: {"status": "failure", "error": "interrupted"} for item in marker.get("items") or []},
+            "details": {"error_kind": "Interrupted"}}
+
+
+# --- per-item history ------------------------------------------------------------------
+
+def merge_items(items: dict, record: dict) -> dict:
+    """``items`` updated with a backup record's per-item outcomes (newest attempt, newest good one)."""
+    merged = dict(items)
+    for item, outcome in (record.get("items") or {}).items():
+        entry = {"run_id": record.get("run_id"), "time": record.get("started"),
+                 "duration": outcome.get("duration", record.get("duration")), **outcome}
+        old = merged.get(item) if isinstance(merged.get(item), dict) else {}
+        new = {**old, "last": entry}
+        if entry.get("status") in ("success", "partial"):
+            new["good"] = entry
+        merged[item] = new
+    return merged
+
+
+def read_items(state_dir: str) -> dict:
+    """items.json; ValueError/OSError when it exists but cannot be read."""
+    return read_object(items_path(state_dir)) or {}
+
+
+# --- secrets -----------------------------------------------------------------------------
+
+def _secret_values(path: str) -> list[str]:
+    """Every non-empty line of a credential file and the whole of it: each way a tool may read it."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read(65536)
+    except OSError:
+        return []
+    values = [line.strip() for line in text.splitlines() if line.strip()]
+    return values + ([text.strip()] if text.strip() else [])
 
 
 def secrets_of(policy) -> list[str]:
@@ -86,14 +207,14 @@ def secrets_of(policy) -> list[str]:
     if policy.notify.email and policy.notify.email.password_file:
         files.append(policy.notify.email.password_file)
     for path in files:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                value = fh.read().strip()
-        except OSError:
-            continue
-        if value:
-            found.append(value)
-    found += [v for v in policy.repository.env.values() if len(v) >= 4]
+        found += _secret_values(path)
+    env = dict(policy.repository.env)
+    if policy.repository.env_file and not env:
+        try:  # commands that never open the repository did not read it; its secrets are still secrets
+            env = credentials.read_env_file(policy.repository.env_file)
+        except PolicyError:
+            env = {}
+    found += [v for v in env.values() if len(v) >= 4]
     if (password := url_password(policy.repository.url)) is not None:
         found.append(password)
     if policy.notify.webhook:
@@ -115,20 +236,19 @@ def redact(data: Any, secrets: list[str]) -> Any:
     return data
 
 
+# --- sizes of runs -----------------------------------------------------------------------
+
 def _sizes_path(state_dir: str) -> str:
     return os.path.join(state_dir, "run-sizes.json")
 
 
 def run_sizes(state_dir: str) -> dict[str, int]:
     """Bytes each run backed up, as recorded here (restic before 0.17 keeps no size in the snapshot)."""
-    try:
-        data = read_json(_sizes_path(state_dir))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_lenient(_sizes_path(state_dir))
 
 
-def remember_run_size(state_dir: str, run_id: str, size: int, keep: int = 2000) -> None:
+def remember_run_size(state_dir: str, run_id: str, size: int, keep: int = 10000) -> None:
     sizes = run_sizes(state_dir)
     sizes[run_id] = size
     write_json_atomic(_sizes_path(state_dir), dict(sorted(sizes.items())[-keep:]))
+

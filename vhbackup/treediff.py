@@ -5,15 +5,22 @@ snapshot's ``restic ls --json`` listing (``from_listing``). Used by restore
 drills and snapshot verification (restored tree against the snapshot's
 listing, see ``scratch``), by ``make demo`` and by the tests (restored tree
 against the original).
+
+Names are file names, not text: a name that is not valid UTF-8 reaches
+restic's JSON listing with each invalid byte replaced by U+FFFD (Go's
+rule), so both sides are keyed by ``name_key``, which applies the same
+rule to the bytes on disk. Names that become equal under that rule are
+compared as a group.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import stat
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Union
 
 from vhbackup.restic import parse_time
 
@@ -31,6 +38,33 @@ class Entry:
     sha256: str | None = None
 
 
+def _one_byte_replaced(exc: UnicodeDecodeError) -> tuple[str, int]:
+    """Go's rule for invalid UTF-8: one U+FFFD per invalid byte (Python's 'replace' merges some)."""
+    return "\ufffd", exc.start + 1
+
+
+codecs.register_error("vhbackup-go", _one_byte_replaced)
+
+
+def name_key(name: str | bytes) -> str:
+    """A file name as restic's JSON shows it: invalid UTF-8 bytes become U+FFFD one by one."""
+    raw = name if isinstance(name, bytes) else os.fsencode(name)
+    return raw.decode("utf-8", "vhbackup-go")
+
+
+Tree = dict[str, Union["Entry", tuple["Entry", ...]]]
+
+
+def _add(tree: dict, key: str, entry: "Entry") -> None:
+    """Names that collide under ``name_key`` are kept as a sorted group instead of overwriting each other."""
+    if key not in tree:
+        tree[key] = entry
+        return
+    old = tree[key]
+    group = (old if isinstance(old, tuple) else (old,)) + (entry,)
+    tree[key] = tuple(sorted(group, key=repr))
+
+
 def _sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -39,27 +73,35 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def describe(root: str, content: bool = True) -> dict[str, Entry]:
-    """Every entry under ``root`` keyed by its path relative to ``root``."""
-    out: dict[str, Entry] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+def describe(root: str, content: bool = True) -> Tree:
+    """Every entry under ``root`` keyed by ``name_key`` of its path relative to ``root``."""
+    out: Tree = {}
+    for dirpath, dirnames, filenames in os.walk(os.fsencode(root)):
         for name in dirnames + filenames:
             full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root)
+            rel = name_key(os.path.relpath(full, os.fsencode(root)))
             st = os.lstat(full)
             if stat.S_ISLNK(st.st_mode):
-                out[rel] = Entry("symlink", 0, 0, int(st.st_mtime), target=os.readlink(full))
+                entry = Entry("symlink", 0, 0, int(st.st_mtime), target=name_key(os.readlink(full)))
             elif stat.S_ISDIR(st.st_mode):
-                out[rel] = Entry("dir", stat.S_IMODE(st.st_mode), 0, int(st.st_mtime))
+                entry = Entry("dir", stat.S_IMODE(st.st_mode), 0, int(st.st_mtime))
             elif stat.S_ISREG(st.st_mode):
-                out[rel] = Entry("file", stat.S_IMODE(st.st_mode), st.st_size, int(st.st_mtime),
-                                 sha256=_sha256(full) if content else None)
+                entry = Entry("file", stat.S_IMODE(st.st_mode), st.st_size, int(st.st_mtime),
+                              sha256=_sha256(full) if content else None)
             else:
-                out[rel] = Entry("other", stat.S_IMODE(st.st_mode), 0, int(st.st_mtime))
+                entry = Entry("other", stat.S_IMODE(st.st_mode), 0, int(st.st_mtime))
+            _add(out, rel, entry)
     return out
 
 
-def differences(expected: dict[str, Entry], actual: dict[str, Entry]) -> list[str]:
+def _same(want: Entry, got: Entry) -> list[str]:
+    """The fields in which two entries differ (a field one side does not know is not compared)."""
+    names = ("kind", "mode", "size", "mtime", "target", "sha256")
+    return [n for n in names if getattr(want, n) is not None and getattr(got, n) is not None
+            and getattr(want, n) != getattr(got, n)]
+
+
+def differences(expected: Tree, actual: Tree) -> list[str]:
     """Human-readable differences, empty when the trees match."""
     out = []
     for rel in sorted(expected.keys() - actual.keys()):
@@ -68,10 +110,14 @@ def differences(expected: dict[str, Entry], actual: dict[str, Entry]) -> list[st
         out.append(f"unexpected: {rel!r}")
     for rel in sorted(expected.keys() & actual.keys()):
         want, got = expected[rel], actual[rel]
-        for name in ("kind", "mode", "size", "mtime", "target", "sha256"):
-            a, b = getattr(want, name), getattr(got, name)
-            if a is not None and b is not None and a != b:
-                out.append(f"{name} differs for {rel!r}: expected {a!r}, got {b!r}")
+        if isinstance(want, tuple) or isinstance(got, tuple):
+            wants = want if isinstance(want, tuple) else (want,)
+            gots = got if isinstance(got, tuple) else (got,)
+            if len(wants) != len(gots) or any(_same(w, g) for w, g in zip(wants, gots)):
+                out.append(f"{len(wants)} entries named {rel!r} expected, {len(gots)} differing ones found")
+            continue
+        for name in _same(want, got):
+            out.append(f"{name} differs for {rel!r}: expected {getattr(want, name)!r}, got {getattr(got, name)!r}")
     return out
 
 
@@ -92,12 +138,12 @@ def _included(path: str, includes: Iterable[str]) -> bool:
                for inc in includes)
 
 
-def from_listing(nodes: Iterable[dict], includes: tuple[str, ...] = ()) -> dict[str, Entry]:
+def from_listing(nodes: Iterable[dict], includes: tuple[str, ...] = ()) -> Tree:
     """A snapshot's listing (``restic ls --json`` nodes) keyed like ``describe`` of its restore target.
 
     With ``includes`` (restic restore's ``--include`` paths), only what such a restore writes.
     """
-    out: dict[str, Entry] = {}
+    out: Tree = {}
     for node in nodes:
         path = node.get("path") or ""
         if includes and not _included(path, includes):
@@ -113,14 +159,14 @@ def from_listing(nodes: Iterable[dict], includes: tuple[str, ...] = ()) -> dict[
             entry = Entry("symlink", 0, 0, mtime, target=node.get("linktarget"))
         else:
             entry = Entry("other", mode, 0, mtime)
-        out[path.lstrip("/")] = entry
+        _add(out, path.lstrip("/"), entry)
     return out
 
 
-def loosen_ancestors(trees: Iterable[dict[str, Entry]], includes: tuple[str, ...]) -> None:
+def loosen_ancestors(trees: Iterable[Tree], includes: tuple[str, ...]) -> None:
     """Make the parents of included paths plain directories: ``--include`` restores them without metadata."""
     for inc in includes:
-        parent = os.path.dirname(inc.rstrip("/")).lstrip("/")
+        parent = name_key(os.path.dirname(inc.rstrip("/")).lstrip("/"))
         while parent:
             for tree in trees:
                 if parent in tree:

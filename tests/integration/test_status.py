@@ -70,8 +70,11 @@ def test_status_follows_backups_and_needs_no_restic(env, sample_tree):
             assert password not in path.read_text(errors="replace"), path
 
 
-def test_bad_checks_value_exits_78_with_file_line_and_key(env):
+def test_bad_checks_value_is_unknown_with_file_line_and_key(env):
+    """status is a monitoring plugin: a broken policy is UNKNOWN (3) on stdout, never exit 78."""
     env.write_policy(checks={"max_age": "soon"})
     result = env.vh("status")
-    assert result.returncode == 78
-    assert re.search(rf"{re.escape(str(env.policy_file))}:\d+: checks\.max_age: not a duration", result.stderr)
+    assert result.returncode == 3
+    assert re.fullmatch(rf"UNKNOWN: {re.escape(str(env.policy_file))}:\d+: checks\.max_age: not a duration.*\n",
+                        result.stdout)
+    assert env.vh("config", "check").returncode == 78

@@ -66,8 +66,8 @@ def test_last_success_record_survives_a_failure(tmp_path):
     p = make_policy(tmp_path)
     save(p, "backup", "success", 1000.0, snapshot_ids=["abc"])
     save(p, "backup", "failure", 2000.0, error="boom")
-    assert state.read_record(state.last_run_path(p.state_dir, "backup"))["status"] == "failure"
-    success = state.read_record(state.last_success_path(p.state_dir, "backup"))
+    assert state.read_object(state.last_run_path(p.state_dir, "backup"))["status"] == "failure"
+    success = state.read_object(state.last_success_path(p.state_dir, "backup"))
     assert success["started"] == 1000.0 and success["snapshot_ids"] == ["abc"]
 
 

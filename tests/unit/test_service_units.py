@@ -59,7 +59,7 @@ def changes(systemd):
 
 def test_only_running_units_are_stopped_and_started_again(fake):
     systemd = fake(active={"hub.service"})
-    with service_units.stopped(None, ["hub.service", "idle.service"]):
+    with service_units.stopped(["hub.service", "idle.service"]):
         assert systemd.active == set()
     assert changes(systemd) == [("stop", "hub.service"), ("start", "hub.service")]
     assert systemd.active == {"hub.service"}
@@ -68,7 +68,7 @@ def test_only_running_units_are_stopped_and_started_again(fake):
 def test_started_again_after_a_failure_inside(fake):
     systemd = fake(active={"a.service", "b.service"})
     with pytest.raises(VhError, match="dump failed"):
-        with service_units.stopped(None, ["a.service", "b.service"]):
+        with service_units.stopped(["a.service", "b.service"]):
             raise VhError("dump failed")
     assert systemd.active == {"a.service", "b.service"}
 
@@ -76,7 +76,7 @@ def test_started_again_after_a_failure_inside(fake):
 def test_sigint_during_the_stop_still_starts_the_unit_again(fake):
     systemd = fake(active={"a.service", "b.service"}, on_call={("stop", "a.service"): interrupt})
     with pytest.raises(KeyboardInterrupt):
-        with service_units.stopped(None, ["a.service", "b.service"]):
+        with service_units.stopped(["a.service", "b.service"]):
             pytest.fail("the body must not run after the interrupt")
     assert changes(systemd) == [("stop", "a.service"), ("start", "a.service")]
     assert systemd.active == {"a.service", "b.service"}
@@ -85,7 +85,7 @@ def test_sigint_during_the_stop_still_starts_the_unit_again(fake):
 def test_sigint_while_starting_again_is_held_until_every_unit_is_back(fake):
     systemd = fake(active={"a.service", "b.service"}, on_call={("start", "a.service"): interrupt})
     with pytest.raises(KeyboardInterrupt):
-        with service_units.stopped(None, ["a.service", "b.service"]):
+        with service_units.stopped(["a.service", "b.service"]):
             pass
     assert systemd.active == {"a.service", "b.service"}
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -93,7 +93,7 @@ def test_sigint_while_starting_again_is_held_until_every_unit_is_back(fake):
 
 def test_a_start_killed_by_the_signal_is_repeated(fake):
     systemd = fake(active={"a.service"}, start_results=[-signal.SIGINT, 0])
-    with service_units.stopped(None, ["a.service"]):
+    with service_units.stopped(["a.service"]):
         pass
     assert changes(systemd) == [("stop", "a.service"), ("start", "a.service"), ("start", "a.service")]
 
@@ -101,7 +101,7 @@ def test_a_start_killed_by_the_signal_is_repeated(fake):
 def test_a_unit_that_does_not_come_back_fails_the_run(fake):
     systemd = fake(active={"a.service", "b.service"}, start_results=[1, 1, 0])
     with pytest.raises(VhError, match=r"a.service did not start again.*systemctl status a.service"):
-        with service_units.stopped(None, ["a.service", "b.service"]):
+        with service_units.stopped(["a.service", "b.service"]):
             pass
     assert "b.service" in systemd.active
 
@@ -119,6 +119,6 @@ def test_a_failed_stop_fails_before_the_body_and_restarts(fake):
 
     service_units._systemctl = stop_fails
     with pytest.raises(VhError, match="could not stop a.service: Job failed"):
-        with service_units.stopped(None, ["a.service"]):
+        with service_units.stopped(["a.service"]):
             pytest.fail("body ran")
     assert ("start", "a.service") in systemd.calls

@@ -122,7 +122,7 @@ def test_backup_progress_reaches_the_socket_from_a_real_process(tmp_path):
         "import sys; sys.path.insert(0, sys.argv[1])\n"
         "from vhbackup.context import Context\n"
         "ctx = Context(policy=None, quiet=True)\n"
-        "ctx._backup_progress({'bytes_done': 1500000, 'total_bytes': 3000000, 'percent_done': 0.5})\n"
+        "ctx._backup_progress('files', {'bytes_done': 1500000, 'total_bytes': 3000000, 'percent_done': 0.5})\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
     env["NOTIFY_SOCKET"] = path

@@ -1,27 +1,25 @@
-"""vhbackup backup: one run = one files snapshot plus one snapshot per database.
+"""vhbackup backup: one run = one files snapshot plus one snapshot per database, made side by side.
 
 All file paths of the run go into a single restic snapshot tagged with every
 service it holds, so that restic's per-call costs (opening the repository,
-loading the index) are paid once per run, not once per service.
+loading the index) are paid once per run, not once per service. The files
+backup and the database dumps run concurrently (``concurrency`` at a time),
+longest first by the previous run's durations, inside one stop/start of
+the services' units. Afterwards the run's snapshots are proven stored and
+intact (``backend.prove``: without the key where the backend allows it).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass
 
-from vhbackup import databases, lock, outcome, prechecks, service_units, state, systemd_notify
-from vhbackup import log as vlog
+from vhbackup import backend, databases, files, jobs, lock, outcome, prechecks, selection, service_units, state
 from vhbackup.context import Context
-from vhbackup.errors import EXIT_OK, EXIT_PARTIAL, DumpError, UsageError, VhError
-from vhbackup.policy import IDENTIFIER, SYSTEM_SERVICE, Database, Policy
-from vhbackup.quantities import format_duration, format_size
-from vhbackup.restic import BackupResult
+from vhbackup.errors import EXIT_OK, EXIT_PARTIAL, RepositoryLocked, VhError
+from vhbackup.urls import display_url
 from vhbackup.runs import TAG
 
 NAME = "backup"
-HELP = "back up files and databases now"
 
 log = logging.getLogger("vhbackup")
 
@@ -32,121 +30,137 @@ def add_arguments(parser) -> None:
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--files-only", action="store_true", help="skip the databases")
     only.add_argument("--databases-only", action="store_true", help="dump the databases, skip the files")
-    parser.add_argument("--no-verify", action="store_true", help="skip the check that the new snapshots are listed")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip the check that the new snapshots are stored intact")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be backed up; touch nothing (also DRY_RUN=true)")
 
 
-@dataclass(frozen=True)
-class Plan:
-    services: tuple[str, ...]
-    paths: tuple[str, ...]
-    databases: tuple[Database, ...]
-    units: tuple[str, ...]
-
-    def describe(self) -> list[str]:
-        lines = []
-        if self.paths:
-            lines.append(f"files of {', '.join(self.services)}: {' '.join(self.paths)}")
-        for db in self.databases:
-            names = "all databases" if db.names is None else ", ".join(db.names)
-            lines.append(f"database {db.name} ({db.type}: {names}) of service {db.service}")
-        if self.units:
-            lines.append(f"stopping and restarting: {', '.join(self.units)}")
-        return lines
-
-
-def selected_services(policy: Policy, names: list[str]) -> list[str]:
-    """Validate --service arguments against the policy."""
-    known = [s.name for s in policy.services]
-    for name in names:
-        if not IDENTIFIER.match(name):
-            raise UsageError(f"not a service name: {name!r}")
-        if name not in known:
-            raise UsageError(f"unknown service {name!r}; the policy defines: {', '.join(known) or 'none'}")
-    return list(dict.fromkeys(names))
-
-
-def make_plan(policy: Policy, service_names: list[str], files: bool = True, dbs: bool = True) -> Plan:
-    chosen = [policy.service(n) for n in service_names] if service_names else list(policy.services)
-    services, paths = [], []
-    if not service_names and policy.paths:
-        services.append(SYSTEM_SERVICE)
-        paths.extend(policy.paths)
-    for svc in chosen:
-        if svc.paths:
-            services.append(svc.name)
-            paths.extend(p for p in svc.paths if p not in paths)
-    if service_names:
-        wanted = {db for svc in chosen for db in svc.databases}
-        databases_ = tuple(db for db in policy.databases if db.name in wanted)
-    else:
-        databases_ = policy.databases
-    units = tuple(u for svc in chosen if svc.stop for u in svc.units)
-    return Plan(services=tuple(services) if files else (), paths=tuple(paths) if files else (),
-                databases=databases_ if dbs else (), units=units)
-
-
 def run(ctx: Context, args) -> int:
-    names = selected_services(ctx.policy, args.service)
-    plan = make_plan(ctx.policy, names, files=not args.databases_only, dbs=not args.files_only)
-    if not plan.paths and not plan.databases:
+    chosen = selection.for_backup(ctx.policy, args.service, files=not args.databases_only,
+                                  dbs=not args.files_only)
+    if not chosen:
         raise VhError("nothing to back up: the policy (or the --service selection) has no paths and no databases")
     if ctx.dry_run:
-        print(f"dry run: would back up to {ctx.policy.repository.url} as run {ctx.run_id}:")
-        for line in plan.describe():
+        print(f"dry run: would back up to {display_url(ctx.policy.repository.url)} as run {ctx.run_id}:")
+        for line in chosen.describe():
             print(f"  {line}")
+        for path in chosen.paths:
+            problem = files.path_problem(path, ctx.policy.exclude)
+            if problem:
+                print(f"  {'optional, skipped' if path in chosen.optional_paths else 'PARTIAL'}: {problem}")
         return EXIT_OK
-    with lock.held(ctx.policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:
-        record.services = list(plan.services)
-        record.databases = [db.name for db in plan.databases]
-        prechecks.before_backup(ctx, plan)
-        tags = (TAG, f"run:{ctx.run_id}")
-        files: BackupResult | None = None
-        with service_units.stopped(ctx, plan.units):
-            failures = databases.backup_all(ctx, plan.databases, tags, record) if plan.databases else []
-            if plan.paths:
-                systemd_notify.status(f"backing up files of {', '.join(plan.services)}")
-                files = ctx.restic.backup(plan.paths, tags + tuple(f"service:{s}" for s in plan.services),
-                                          ctx.policy.exclude)
-                ctx.end_progress()
-                _record_files(record, plan, files)
-        if not args.no_verify:
-            verify_run(ctx, plan, record)
+    with lock.held(ctx.policy.state_dir, NAME, ctx.wait), \
+            outcome.recorded(ctx, NAME, chosen.items) as record:
+        record.services = list(chosen.services)
+        record.databases = [db.name for db in chosen.databases]
+        prechecks.before_backup(ctx, chosen)
+        with service_units.stopped(chosen.units):
+            done = jobs.run(_jobs(ctx, chosen), ctx.policy.concurrency)
+        failures = _collect(chosen, done, record)
+        if record.snapshot_ids and not args.no_verify:
+            verify_run(ctx, record)
         state.remember_run_size(ctx.policy.state_dir, ctx.run_id, record.bytes_total)
         if failures:
-            raise DumpError("; ".join(failures))
-        if files and files.partial:
+            raise _one_error(failures)
+        partial = {item: o["error"] for item, o in record.items.items() if o.get("status") == "partial"}
+        if partial:
             record.status = "partial"
-            log.warning("backup finished, but %d file(s) could not be read (first: %s); they are not in the "
-                        "snapshot", len(files.unreadable), files.unreadable[0] if files.unreadable else "?")
+            record.error = "; ".join(f"{item}: {why}" for item, why in partial.items())
+            log.warning("backup finished, but not everything was saved: %s", record.error)
             return EXIT_PARTIAL
     return EXIT_OK
 
 
-def _record_files(record: outcome.Record, plan: Plan, files: BackupResult) -> None:
-    record.snapshot_ids.append(files.snapshot_id)
-    record.bytes_added += files.data_added
-    record.bytes_total += files.total_bytes
-    log.info("snapshot %s saved: files of %s: %d new, %d changed, %d unchanged, %s added, %s in %d files, %s",
-             files.snapshot_id[:8], ", ".join(plan.services), files.files_new, files.files_changed,
-             files.files_unmodified, format_size(files.data_added), format_size(files.total_bytes),
-             files.total_files, format_duration(files.duration),
-             extra=vlog.fields(vlog.SNAPSHOT_SAVED, snapshot_id=files.snapshot_id, service=plan.services))
+def _jobs(ctx: Context, chosen: selection.Selection) -> list[jobs.Job]:
+    """The files backup and one job per database, the longest (by the previous run) first."""
+    tags = (TAG, f"run:{ctx.run_id}")
+    work = []
+    if chosen.file_sets:
+        work.append(jobs.Job("files", _unlocking(ctx, lambda: files.backup(ctx, chosen, tags))))
+    for db in chosen.databases:
+        work.append(jobs.Job(db.item, _unlocking(ctx, lambda db=db: databases.backup_one(ctx, db, tags))))
+    previous = state.read_lenient(state.items_path(ctx.policy.state_dir))
+
+    def last_duration(job: jobs.Job) -> float:
+        names = [fs.item for fs in chosen.file_sets] if job.name == "files" else [job.name]
+        return max((float(((previous.get(n) or {}).get("last") or {}).get("duration") or 0) for n in names),
+                   default=0.0)
+
+    return sorted(work, key=last_duration, reverse=True)
 
 
-def verify_run(ctx: Context, plan: Plan, record: outcome.Record) -> None:
-    """Check that the run's snapshots are in the repository and hold the expected paths."""
-    listed = ctx.restic.snapshots(tags=(f"run:{ctx.run_id}",))
-    full_ids = []
-    for snap_id in record.snapshot_ids:
-        match = next((s for s in listed if s.id.startswith(snap_id)), None)
-        if match is None:
-            raise VhError(f"verification failed: snapshot {snap_id[:8]} of run {ctx.run_id} is not in the repository")
-        full_ids.append(match.id)
-        if not match.tag_value("db"):
-            missing = [p for p in plan.paths if p not in match.paths and os.path.lexists(p)]
-            if missing:
-                raise VhError(f"verification failed: snapshot {snap_id[:8]} does not list {', '.join(missing)}")
-    record.snapshot_ids = full_ids
-    log.info("verified: %d snapshot(s) of run %s are in the repository", len(full_ids), ctx.run_id)
+def _unlocking(ctx: Context, work):
+    """``work``, tried once more after ``restic unlock`` when the repository was locked.
+
+    A backup needs only a shared lock; what blocks it is an exclusive one,
+    often left by a prune or check that was killed. ``restic unlock``
+    removes only locks of processes that are gone; a live one stays, and
+    the second attempt reports it.
+    """
+    def attempt():
+        try:
+            return work()
+        except RepositoryLocked:
+            ctx.restic.unlock()
+            return work()
+    return attempt
+
+
+def _collect(chosen: selection.Selection, done: list[jobs.Done], record) -> list[BaseException]:
+    """Every job's outcome into the record (items, snapshots, sizes); the failures, in job order."""
+    failures: list[BaseException] = []
+    for item in done:
+        names = [fs.item for fs in chosen.file_sets] if item.job.name == "files" else [item.job.name]
+        if item.error is not None:
+            failures.append(item.error)
+            record.items.update({name: {"status": "failure", "error": str(item.error)} for name in names})
+        elif item.job.name == "files":
+            record.items.update(item.value.items)
+            if item.value.result is not None:
+                _add_snapshot(record, item.value.result)
+            failures += [VhError(f"{name}: nothing saved: {o['error']}") for name, o in item.value.items.items()
+                         if o["status"] == "failure"]
+        else:
+            _add_snapshot(record, item.value)
+            record.items[item.job.name] = {"status": "success", "snapshot_id": item.value.snapshot_id,
+                                           "bytes": item.value.total_bytes, "duration": item.value.duration}
+    return failures
+
+
+def _one_error(failures: list[BaseException]) -> BaseException:
+    """The run's error: the only failure itself (its type and exit code), or all of them in one line.
+
+    The same error met by several jobs (a wrong password, an unreachable repository) is said once.
+    """
+    failures = list({str(f): f for f in failures}.values())
+    if len(failures) == 1:
+        return failures[0]
+    codes = {getattr(f, "exit_code", 1) for f in failures}
+    return VhError("; ".join(str(f) for f in failures), exit_code=codes.pop() if len(codes) == 1 else None)
+
+
+def _add_snapshot(record, result) -> None:
+    record.snapshot_ids.append(result.snapshot_id)
+    record.bytes_added += result.data_added
+    record.bytes_total += result.total_bytes
+
+
+def verify_run(ctx: Context, record) -> None:
+    """Prove the run's snapshots are stored, intact: by hashing them where the backend allows, else one restic call."""
+    ids = backend.prove(ctx.policy.repository, record.snapshot_ids)
+    if ids is None:
+        listed = ctx.restic.snapshots(tags=(f"run:{ctx.run_id}",))
+        ids = []
+        for snap_id in record.snapshot_ids:
+            match = next((s for s in listed if s.id.startswith(snap_id)), None)
+            if match is None:
+                raise VhError(f"verification failed: snapshot {snap_id[:8]} of run {ctx.run_id} is not in the "
+                              f"repository")
+            ids.append(match.id)
+    full = dict(zip(record.snapshot_ids, ids))
+    record.snapshot_ids = ids
+    for entry in record.items.values():
+        if entry.get("snapshot_id") in full:
+            entry["snapshot_id"] = full[entry["snapshot_id"]]
+    log.info("verified: %d snapshot(s) of run %s are stored intact", len(ids), ctx.run_id)

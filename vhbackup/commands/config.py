@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+from vhbackup import files
 from vhbackup.context import Context
-from vhbackup.restic import display_url
+from vhbackup.urls import display_url
 
 NAME = "config"
-HELP = "check the policy and credentials (config check)"
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser) -> list:
     sub = parser.add_subparsers(dest="config_command", metavar="check", required=True)
     check = sub.add_parser("check", help="validate the policy and credentials and print a short summary")
-    from vhbackup.cli import add_global_options  # cli imports this module while building its parser
-    add_global_options(check, suppress=True)
+    return [check]
 
 
 def run(ctx: Context, args) -> int:
@@ -38,6 +37,14 @@ def run(ctx: Context, args) -> int:
     if p.retention.within:
         keep = ", ".join(filter(None, [keep, f"within {p.retention.within}"]))
     print(f"  retention: {keep or 'none (prune keeps everything)'}")
-    for warning in p.warnings:
+    print(f"  concurrency: {p.concurrency} job(s) at once (the files backup and each database dump)")
+    warnings = list(p.warnings)
+    for fs in p.file_sets():
+        for path in fs.paths:
+            problem = files.path_problem(path, p.exclude)
+            if problem and path not in fs.optional_paths:
+                warnings.append(f"{problem}: a backup now would be partial (mark it 'optional: true' if "
+                                f"it may be absent)")
+    for warning in warnings:
         print(f"  warning: {warning}")
     return 0

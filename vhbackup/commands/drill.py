@@ -11,8 +11,10 @@ holding those services) into scratch space and checks it:
 - each database dump of the run is loaded into a scratch database
   ``<name>_vhdrill_<run suffix>`` on the same server, which must load and
   hold tables;
-- the scratch directory and databases are removed afterwards unless
-  ``--keep``.
+- the scratch directory and databases are removed afterwards, on every
+  way out (an error, Ctrl-C, SIGTERM), unless ``--keep``; what a killed
+  drill left (or ``--keep`` kept) is removed when the next drill starts
+  (see ``scratch.py``).
 
 The measured restore time (the recovery time) is recorded in the run's
 state record (``details.restore_seconds``, ``details.recovery_seconds``).
@@ -26,15 +28,13 @@ import os
 import re
 import time
 
-from vhbackup import databases, lock, outcome, runs, scratch
-from vhbackup.commands.backup import selected_services
+from vhbackup import databases, lock, outcome, runs, scratch, selection
 from vhbackup.context import Context
-from vhbackup.errors import EXIT_OK, VhError
+from vhbackup.errors import EXIT_OK, NotFound, VhError
 from vhbackup.policy import SYSTEM_SERVICE
 from vhbackup.quantities import format_duration, format_size
 
 NAME = "drill"
-HELP = "restore test: restore the latest run into scratch space, compare it, load its databases, clean up"
 
 log = logging.getLogger("vhbackup")
 
@@ -58,15 +58,21 @@ def scratch_db_name(db_name: str, run_id: str) -> str:
 
 def run(ctx: Context, args) -> int:
     policy = ctx.policy
-    names = selected_services(policy, args.service)
+    names = selection.service_names(policy, args.service)
     with lock.held(policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:
+        for problem in scratch.clean_leftovers(policy, databases.drop_database):
+            log.warning("%s", problem)
         all_runs = runs.group(ctx.restic.snapshots())
         if not all_runs:
             raise VhError("no backup run to drill yet; make one with 'vhbackup backup'")
         if names:
-            services = tuple(n for n in names if policy.service(n).paths)
-            dbs = tuple(db for n in names for db in policy.service(n).databases)
-            chosen = runs.latest(all_runs, services, dbs)
+            wanted = selection.for_restore(policy, names)
+            services = wanted.services
+            dbs = tuple(db.name for db in wanted.databases)
+            try:
+                chosen = runs.latest(all_runs, services, dbs)
+            except NotFound as exc:
+                raise VhError(str(exc)) from None  # a drill that finds nothing to drill is a failed drill
         else:
             chosen = all_runs[0]
             services = chosen.services
@@ -145,28 +151,49 @@ def _drill_database(ctx: Context, chosen: runs.Run, name: str, keep: bool,
     """Load one dump into its scratch database; (problems, seconds it took)."""
     db = ctx.policy.database(name)
     snapshot = chosen.database(name)
-    scratch = scratch_db_name(name, chosen.id)
-    facts = record.details.setdefault("databases", {}).setdefault(name, {"scratch": scratch})
+    scratch_name = scratch_db_name(name, chosen.id)
+    facts = record.details.setdefault("databases", {}).setdefault(name, {"scratch": scratch_name})
+    creates = databases.has_scratch_database(db)
+    if creates:
+        scratch.register_database(ctx.policy, name, scratch_name, ctx.run_id)
+    made: list[bool] = []
+
+    def created() -> None:
+        made.append(True)
+        scratch.register_database(ctx.policy, name, scratch_name, ctx.run_id, created=True)
+
     started = time.monotonic()
+    problems: list[str] = []
+    tables = 0
     try:
-        tables = databases.scratch_restore(ctx, snapshot, db, scratch)
+        tables = databases.scratch_restore(ctx, snapshot, db, scratch_name, created)
     except VhError as exc:
-        # scratch_restore removes what a failed load created, and nothing else: no drop here
-        facts["restore_seconds"] = round(time.monotonic() - started, 2)
-        return [f"database {name}: loading the dump of run {chosen.id} into {scratch} failed: {exc}"], \
-            facts["restore_seconds"]
-    seconds = time.monotonic() - started
-    facts.update(tables=tables, restore_seconds=round(seconds, 2))
-    problems = []
+        problems.append(f"database {name}: loading the dump of run {chosen.id} into {scratch_name} failed: {exc}")
+    finally:
+        seconds = time.monotonic() - started
+        facts["restore_seconds"] = round(seconds, 2)
+        if made and keep and not problems:
+            log.info("kept the scratch database %s (--keep); the next drill drops it", scratch_name)
+        elif made:
+            problems += _drop(ctx, db, scratch_name)
+        elif creates:
+            scratch.unregister_database(ctx.policy, name, scratch_name)
+    if problems:
+        return problems, seconds
+    facts["tables"] = tables
     if tables < 1:
-        problems.append(f"database {name}: the dump of run {chosen.id} loaded into {scratch} but holds no tables")
+        problems.append(f"database {name}: the dump of run {chosen.id} loaded into {scratch_name} but holds no "
+                        f"tables")
     log.info("database %s: dump of %s loaded into %s (%d tables) in %s", name,
-             f"{snapshot.time.astimezone():%Y-%m-%d %H:%M}", scratch, tables, format_duration(seconds))
-    if keep:
-        log.info("kept the scratch database %s (--keep); drop it when done", scratch)
-    else:
-        try:
-            databases.drop_scratch(ctx, db, scratch)
-        except VhError as exc:
-            problems.append(f"could not drop the scratch database {scratch}: {exc}")
+             f"{snapshot.time.astimezone():%Y-%m-%d %H:%M}", scratch_name, tables, format_duration(seconds))
     return problems, seconds
+
+
+def _drop(ctx: Context, db, scratch_name: str) -> list[str]:
+    """Drop a scratch database (also while an interrupt unwinds); the problem, if it stays."""
+    try:
+        databases.drop_database(db, scratch_name)
+    except VhError as exc:
+        return [f"could not drop the scratch database {scratch_name}: {exc}; the next drill tries again"]
+    scratch.unregister_database(ctx.policy, db.name, scratch_name)
+    return []

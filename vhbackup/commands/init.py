@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 
 from vhbackup.context import Context
-from vhbackup.restic import display_url
+from vhbackup.urls import display_url
 
 NAME = "init"
-HELP = "create the repository if it does not exist (safe to repeat)"
 
 log = logging.getLogger("vhbackup")
 

@@ -2,8 +2,11 @@
 
 The keep/remove sets are computed by ``vhbackup.retention`` (restic cannot
 group by a subset of the tags) and restic is then told exactly which
-snapshot ids to forget, with ``--prune`` to free their data. ``--dry-run``
-prints the same decision and changes nothing.
+snapshot ids to forget, with ``--prune`` to free their data. When nothing
+is to be forgotten, ``restic prune`` still runs: data that no snapshot
+references (left by a backup that was interrupted, e.g. by a full disk)
+is only freed by prune. ``--dry-run`` prints the same decision and changes
+nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from vhbackup.quantities import format_size
 from vhbackup.runs import TAG
 
 NAME = "prune"
-HELP = "forget and prune snapshots that the retention policy no longer keeps"
 
 log = logging.getLogger("vhbackup")
 
@@ -80,7 +82,10 @@ def run(ctx: Context, args) -> int:
             ctx.restic.forget(remove, prune=True)
             log.info("forgot %d snapshot(s) and pruned their data", len(remove))
         else:
-            log.info("nothing to remove: every snapshot is kept by the retention policy")
+            # Still prune: an interrupted backup (a full disk, a killed restic) leaves packs that no
+            # snapshot references, and only prune gives their space back.
+            ctx.restic.prune()
+            log.info("no snapshot to forget; pruned data that no snapshot references")
         size = ctx.restic.stats("raw-data").get("total_size")
         if isinstance(size, int):
             record.details["repository_size_bytes"] = size

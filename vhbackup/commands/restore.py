@@ -1,4 +1,11 @@
-"""vhbackup restore: list backup runs, or bring back a run's files and databases."""
+"""vhbackup restore: list backup runs, or bring back a run's files and databases.
+
+The target is resolved first (symlinks, ``..``): a ``--target`` that is
+``/`` is an in-place restore, with its safeguards (``--yes``, the services'
+units stopped). Paths are restored literally (restic ``--include`` patterns
+are escaped), and with restic < 0.17 the restore refuses to write through
+a symbolic link it finds where the backup has a directory.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,13 @@ import logging
 import os
 import sys
 
-from vhbackup import databases, lock, outcome, runs, service_units, state
-from vhbackup.commands.backup import selected_services
+from vhbackup import databases, lock, outcome, runs, selection, service_units, state
 from vhbackup.context import Context
-from vhbackup.errors import EXIT_OK, UsageError, VhError
-from vhbackup.policy import DB_NAME, IDENTIFIER, SYSTEM_SERVICE, Policy
+from vhbackup.errors import EXIT_OK, NotFound, UsageError, VhError
+from vhbackup.policy import Policy
 from vhbackup.quantities import format_size
 
 NAME = "restore"
-HELP = "list backup runs, or restore a run's files and databases"
 
 log = logging.getLogger("vhbackup")
 
@@ -43,6 +48,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print what would be restored; change nothing")
 
 
+def resolve_target(target: str | None) -> str | None:
+    """The real directory files go under; None means in place (also for a target that resolves to /)."""
+    if target is None:
+        return None
+    if "\0" in target:
+        raise UsageError("--target must not contain a NUL character")
+    resolved = os.path.realpath(os.path.abspath(target))
+    return None if resolved == "/" else resolved
+
+
 def run(ctx: Context, args) -> int:
     if args.list:
         print_runs(ctx.policy, runs.group(ctx.restic.snapshots()), as_json=args.json)
@@ -51,39 +66,47 @@ def run(ctx: Context, args) -> int:
         raise UsageError("--json goes with --list")
     if args.snapshot:
         runs.validate_ref(args.snapshot)
-    services, dbs = _requested(ctx.policy, args)
+    target = resolve_target(args.target)
+    if args.target is not None and target is None:
+        log.warning("--target %s is the root directory: this is an in-place restore", args.target)
+    chosen = selection.for_restore(ctx.policy, args.service, args.database, args.files_only, args.databases_only,
+                                   args.into_database, files_in_place=target is None,
+                                   databases_in_place=not args.db_host)
+    services = chosen.services
+    dbs = tuple(db.name for db in chosen.databases)
     all_runs = runs.group(ctx.restic.snapshots())
     if args.snapshot:
-        chosen = runs.find(all_runs, args.snapshot)
+        run_ = runs.find(all_runs, args.snapshot)
         if not (args.service or args.database):
-            services = tuple(s for s in services if s in chosen.services)
-            dbs = tuple(d for d in dbs if d in chosen.databases)
-        if not chosen.has(services, dbs) or not (services or dbs):
-            raise VhError(f"run {chosen.id} does not hold {', '.join([*services, *dbs]) or 'anything requested'}; "
-                          f"it has: {', '.join([*chosen.services, *chosen.databases]) or 'nothing'}")
+            services = tuple(s for s in services if s in run_.services)
+            dbs = tuple(d for d in dbs if d in run_.databases)
+            chosen = selection.Selection(
+                file_sets=tuple(fs for fs in chosen.file_sets if fs.name in services),
+                databases=tuple(db for db in chosen.databases if db.name in dbs), units=chosen.units)
+        if not run_.has(services, dbs) or not (services or dbs):
+            raise NotFound(f"run {run_.id} does not hold {', '.join([*services, *dbs]) or 'anything requested'}; "
+                           f"it has: {', '.join([*run_.services, *run_.databases]) or 'nothing'}")
     else:
-        chosen = runs.latest(all_runs, services, dbs)
-    target = os.path.abspath(args.target) if args.target else None
-    includes = runs.includes(ctx.policy, chosen, services)
-    _describe(ctx, chosen, services, dbs, target, includes)
+        run_ = runs.latest(all_runs, services, dbs)
+    includes = runs.includes(ctx.policy, run_, services)
+    _describe(ctx, run_, services, dbs, target, includes)
     if ctx.dry_run:
         return EXIT_OK
     if target is None and services:
         _confirm_in_place(ctx, args)
-    steps = databases.plan_restore(ctx, chosen, [ctx.policy.database(d) for d in dbs], args)
-    units = tuple(u for name in services if name != SYSTEM_SERVICE
-                  for u in ctx.policy.service(name).units if ctx.policy.service(name).stop)
+    steps = databases.plan_restore(ctx, run_, chosen.databases, args.into_database, args.yes,
+                                   args.db_host, args.db_port)
     with lock.held(ctx.policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:
         record.services, record.databases = list(services), list(dbs)
-        record.snapshot_ids = [s.id for s in chosen.snapshots]
-        record.details["run"] = chosen.id
-        with service_units.stopped(ctx, units if target is None else ()):
+        record.snapshot_ids = [s.id for s in run_.snapshots]
+        record.details["run"] = run_.id
+        with service_units.stopped(chosen.units):
             if services:
                 if target:
                     _make_target(target)
-                ctx.restic.restore(chosen.files.id, target or "/", includes)
-                log.info("restored files of %s from run %s to %s", ", ".join(services), chosen.id, target or "/")
-            databases.restore_all(ctx, steps, args)
+                ctx.restic.restore(run_.files.id, target or "/", includes)
+                log.info("restored files of %s from run %s to %s", ", ".join(services), run_.id, target or "/")
+            databases.restore_all(ctx, steps, args.db_host, args.db_port)
     return EXIT_OK
 
 
@@ -92,37 +115,6 @@ def _make_target(target: str) -> None:
         os.makedirs(target, exist_ok=True)
     except OSError as exc:
         raise VhError(f"cannot create the restore target {target}: {exc.strerror}; choose another --target") from None
-
-
-def _requested(policy: Policy, args) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The services whose files and the databases that this restore is about."""
-    names = selected_services(policy, args.service)
-    for name in args.database:
-        if not IDENTIFIER.match(name):
-            raise UsageError(f"not a database name: {name!r}")
-        if name not in [db.name for db in policy.databases]:
-            known = ", ".join(db.name for db in policy.databases) or "none"
-            raise UsageError(f"unknown database {name!r}; the policy defines: {known}")
-    if args.into_database and not DB_NAME.match(args.into_database):
-        raise UsageError(f"not a database name: {args.into_database!r}")
-    if names:
-        services = tuple(n for n in names if policy.service(n).paths)
-        dbs = tuple(db for n in names for db in policy.service(n).databases)
-    else:
-        services = ((SYSTEM_SERVICE,) if policy.paths else ()) + tuple(s.name for s in policy.services if s.paths)
-        dbs = tuple(db.name for db in policy.databases)
-    if args.database:
-        dbs = tuple(args.database)
-        services = services if names else ()
-    if args.databases_only:
-        services = ()
-    if args.files_only:
-        dbs = ()
-    if args.into_database and len(dbs) != 1:
-        raise UsageError("--into-database needs exactly one database; choose it with --database NAME")
-    if not services and not dbs:
-        raise UsageError("nothing to restore: the selection holds no files and no databases")
-    return services, dbs
 
 
 def _describe(ctx: Context, run: runs.Run, services, dbs, target, includes) -> None:
@@ -145,7 +137,8 @@ def _confirm_in_place(ctx: Context, args) -> None:
         sys.stderr.flush()
         if sys.stdin.readline().strip() == "yes":
             return
-    raise VhError("restoring in place replaces live data; pass --yes to confirm, or --target DIR to restore beside it")
+    raise VhError("restoring in place replaces live data; pass --yes to confirm, or --target DIR to restore "
+                  "beside it")
 
 
 def run_size(run: runs.Run, sizes: dict) -> int | None:

@@ -13,7 +13,6 @@ from vhbackup import health
 from vhbackup.context import Context
 
 NAME = "status"
-HELP = "print whether the backups are healthy (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)"
 OPENS_REPOSITORY = False  # status reads only state_dir
 
 
@@ -25,10 +24,16 @@ def run(ctx: Context, args) -> int:
     try:
         result = health.evaluate(ctx.policy)
     except Exception as exc:  # a monitoring plugin must answer UNKNOWN, not crash
-        result = health.Health(health.UNKNOWN, health.CODES[health.UNKNOWN],
-                               f"UNKNOWN: cannot evaluate the backup state: {type(exc).__name__}: {exc}")
+        result = health.unknown(f"cannot evaluate the backup state: {type(exc).__name__}: {exc}")
     if args.json:
         print(json.dumps(result.as_json(), indent=2, sort_keys=True, default=str))
     else:
         print(result.summary)
+    return result.code
+
+
+def on_error(exc: BaseException) -> int:
+    """A broken policy (or anything else that stops status) is UNKNOWN to monitoring, never exit 78."""
+    result = health.unknown(str(exc))
+    print(result.summary)
     return result.code

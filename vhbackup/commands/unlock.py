@@ -8,7 +8,6 @@ from vhbackup import lock
 from vhbackup.context import Context
 
 NAME = "unlock"
-HELP = "remove stale restic locks (only when no vhbackup or restic run is active)"
 
 log = logging.getLogger("vhbackup")
 

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from vhbackup import lock, outcome, runs, scratch, state
+from vhbackup import databases, lock, outcome, runs, scratch, state
 from vhbackup.context import Context
-from vhbackup.errors import EXIT_OK, VhError
+from vhbackup.errors import EXIT_OK, Interrupted, RepositoryError, VhError
 from vhbackup.quantities import format_duration, format_size
-from vhbackup.restic import Snapshot, display_url
+from vhbackup.restic import Snapshot
+from vhbackup.urls import display_url
 
 NAME = "verify"
-HELP = "check the repository for damage (or one backup's content) and write a report"
 
 log = logging.getLogger("vhbackup")
 
@@ -96,6 +96,8 @@ def _damage(lines: list[str]) -> str:
 # --- content checks ----------------------------------------------------------------
 
 def check_files(ctx: Context, snap: Snapshot) -> SnapshotCheck:
+    for problem in scratch.clean_leftovers(ctx.policy, databases.drop_database):
+        log.warning("%s", problem)
     target = scratch.directory(ctx.policy, NAME, ctx.run_id)
     try:
         result = scratch.restore_and_compare(ctx, snap.id, target)
@@ -106,29 +108,44 @@ def check_files(ctx: Context, snap: Snapshot) -> SnapshotCheck:
 
 
 def check_database(ctx: Context, snap: Snapshot) -> SnapshotCheck:
-    """Stream each dump file of the snapshot and compare its length with the listing."""
-    result = SnapshotCheck(snap.id, "database", snap.tag_value("db") or "?")
+    """Stream each dump file of the snapshot: its length against the listing, and whether it looks whole."""
+    name = snap.tag_value("db") or "?"
+    result = SnapshotCheck(snap.id, "database", name)
+    try:
+        eng = databases.engine(ctx.policy.database(name))
+    except KeyError:
+        eng = None  # no longer in the policy: the engine is unknown, the size still says something
     for node in ctx.restic.ls(snap.id):
         if node.get("type") != "file":
             continue
-        with ctx.restic.dump_stream(snap.id, node["path"]) as stream:
-            count = sum(len(block) for block in iter(lambda: stream.read(1 << 20), b""))
+        pumped = ctx.restic.dump(snap.id, node["path"], None, on_chunk=lambda chunk: None)
+        count = pumped.stream.bytes
         result.entries += 1
         result.bytes += count
+        why = eng.incomplete(os.path.basename(node["path"]), pumped.stream.head, pumped.stream.tail) \
+            if eng is not None and count else None
         if count != node.get("size", 0):
             result.differences.append(f"size differs for {node['path']!r}: listed {node.get('size', 0)}, "
                                       f"dump gave {count} bytes")
         elif count == 0:
             result.differences.append(f"{node['path']!r} is empty: the dump holds no data")
+        elif why:
+            result.differences.append(f"{node['path']!r} does not look whole: {why}")
     if result.entries == 0:
         result.differences.append("the snapshot holds no dump file")
     return result
 
 
 def _check_snapshot(ctx: Context, snap: Snapshot) -> SnapshotCheck:
-    """A restic failure while reading the snapshot back is a finding for the report, not a crash."""
+    """A failure to read the snapshot back is a finding for the report, not a crash.
+
+    Not when the repository could not be used at all (locked, unreachable,
+    wrong password): that says nothing about the snapshot and ends the run.
+    """
     try:
         return check_database(ctx, snap) if snap.tag_value("db") else check_files(ctx, snap)
+    except (RepositoryError, Interrupted):
+        raise
     except VhError as exc:
         kind = "database" if snap.tag_value("db") else "files"
         what = snap.tag_value("db") or ", ".join(snap.paths)

@@ -1,41 +1,43 @@
 """Database dumps streamed into restic, and restores streamed back out of it.
 
 Each engine module (postgresql, mariadb, mongodb) says how to call its tools;
-this module runs them. A dump becomes one snapshot per policy database entry,
-with a stable file name (``postgresql-hub.dump``: restic 0.18 refuses a
-directory there) and the tags ``db:<name>`` and ``service:<owner>``, and
-never passes through a temporary file.
+this module runs them through ``proc.pump``. A dump becomes one snapshot per
+policy database entry, with a stable file name (``postgresql-hub.dump``:
+restic 0.18 refuses a directory there) and the tags ``db:<name>`` and
+``service:<owner>``, and never passes through a temporary file.
 
 An engine module has the same names as the others (``ENGINES`` lists them):
 ``INSTALL_HINT``, ``FATAL`` (a regex for its tools' error lines),
-``CAN_INSPECT`` (whether ``exists``/``is_empty``/``table_count``/``drop``
-work), ``stdin_filename(db)``, ``is_whole_server(path)``,
-``dump_tools(db)``, ``restore_tools(path)``, ``dump_command(db, conn)``,
-``restore_command(path, conn, target, source)``, ``exists``, ``is_empty``,
-``table_count``, ``create`` and ``drop`` (each ``(conn, name)``).
+``LOCK_TIMEOUT`` (a regex for "gave up waiting for a lock"), ``CAN_INSPECT``
+(whether ``exists``/``is_empty``/``table_count``/``drop`` work),
+``stdin_filename(db)``, ``is_whole_server(path)``, ``dump_tools(db)``,
+``restore_tools(path)``, ``dump_command(db, conn)``,
+``restore_command(path, conn, target, source)``, ``incomplete(path, head,
+tail)`` (why a finished dump does not look whole, or None), and ``exists``,
+``is_empty``, ``table_count``, ``create``, ``drop`` (each ``(conn, name)``).
 
-Failure atomicity: with restic >= 0.17 restic runs the dump itself
-(``--stdin-from-command``) and saves nothing when it fails. Older restic
-reads the dump from a pipe and saves whatever arrived, so vhbackup waits for
-the dump and, if it failed, removes that snapshot (``restic forget``) before
-reporting. Removals wait until every dump of the run has finished, because
-``forget`` needs an exclusive repository lock.
+Failure atomicity, on every restic version: vhbackup sits between the dump
+tool and ``restic backup --stdin`` and lets restic see end-of-file (and so
+save a snapshot) only after the tool has exited 0, reported no error, and
+its output is non-empty and looks whole. Otherwise restic is stopped before
+it sees the end and saves nothing; if vhbackup itself dies, restic is killed
+(``setpriv --pdeathsig``). A dump that produces nothing for
+``lock_wait_timeout`` (waiting for a lock another session holds) is stopped.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from concurrent.futures import ThreadPoolExecutor
+import signal
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Sequence
+from typing import Callable, Sequence
 
-from vhbackup import log as vlog
 from vhbackup import proc, systemd_notify
+from vhbackup import log as vlog
 from vhbackup.databases import mariadb, mongodb, postgresql
 from vhbackup.databases.common import Command, Connection, connect, error_line, has_fatal, missing_tools
-from vhbackup.errors import DumpError, ResticError, UsageError, VhError
+from vhbackup.errors import DumpError, NotFound, UsageError, VhError
 from vhbackup.policy import Database
 from vhbackup.quantities import format_duration, format_size
 from vhbackup.restic import BackupResult, Snapshot
@@ -43,9 +45,6 @@ from vhbackup.restic import BackupResult, Snapshot
 log = logging.getLogger("vhbackup")
 
 ENGINES: dict[str, ModuleType] = {"postgresql": postgresql, "mariadb": mariadb, "mongodb": mongodb}
-
-_SUBPROCESS_LINE = re.compile(r"^subprocess [^:]+: ")
-_COMMAND_FAILED = re.compile(r"command failed: (exit status \d+|signal: [A-Za-z ]+)")
 
 
 def engine(db: Database) -> ModuleType:
@@ -72,141 +71,63 @@ def check_tools(databases: Sequence[Database]) -> None:
         _require(eng.dump_tools(db), eng, f"dump database {db.name}")
 
 
+def _step(command: Command, eng: ModuleType) -> proc.Step:
+    return proc.Step(command.argv, env=command.env, stop_signal=signal.SIGTERM, missing_hint=_install(eng))
+
+
 # --- backup --------------------------------------------------------------------
 
 
-@dataclass
-class Dumped:
-    """How one database's dump ended: a saved snapshot, or a failure (and maybe a snapshot to remove)."""
-
-    db: Database
-    result: BackupResult | None = None
-    failure: str | None = None
-    forget: str | None = None
-
-
-def backup_all(ctx, databases: Sequence[Database], tags: Sequence[str], record) -> list[str]:
-    """Dump every database into its own snapshot, ``policy.parallel_dumps`` at a time.
-
-    Returns one failure message per database that could not be saved; the
-    snapshots of failed dumps are already gone from the repository.
-    """
-    total = len(databases)
-    if not total:
-        return []
-    with ThreadPoolExecutor(max_workers=min(ctx.policy.parallel_dumps, total)) as pool:
-        futures = [pool.submit(_backup_one, ctx, db, tuple(tags), i, total) for i, db in enumerate(databases, 1)]
-        dumped = [f.result() for f in futures]
-    _forget_failed(ctx, dumped)
-    failures = []
-    for item in dumped:
-        if item.failure:
-            log.error("%s", item.failure, extra=vlog.fields(database=item.db.name, service=item.db.service))
-            failures.append(item.failure)
-        else:
-            _record(record, item.db, item.result)
-    return failures
-
-
-def _backup_one(ctx, db: Database, tags: tuple[str, ...], index: int, total: int) -> Dumped:
-    systemd_notify.status(f"dumping {db.name} ({index}/{total})")
+def backup_one(ctx, db: Database, tags: Sequence[str]) -> BackupResult:
+    """Dump ``db`` into its own snapshot; DumpError (nothing saved) or the typed restic error otherwise."""
+    systemd_notify.status(f"dumping {db.name}")
     eng = engine(db)
     filename = eng.stdin_filename(db)
     db_tags = (*tags, f"db:{db.name}", f"service:{db.service}")
-    try:
-        with connect(db) as conn:
-            command = eng.dump_command(db, conn)
-            if ctx.restic.version.stdin_from_command:
-                return _dump_by_restic(ctx, db, eng, command, filename, db_tags)
-            return _dump_through_pipe(ctx, db, eng, command, filename, db_tags)
-    except VhError as exc:
-        return Dumped(db, failure=f"database {db.name}: {exc}")
+    with connect(db) as conn:
+        command = eng.dump_command(db, conn)
+        verdict: dict[str, str] = {}
 
+        def commit(ended: proc.Ended, stream: proc.Stream) -> str | None:
+            why = _judge(db, eng, command, ended, stream)
+            if why:
+                verdict["why"] = why
+            return why
 
-def _dump_by_restic(ctx, db: Database, eng: ModuleType, command: Command, filename: str,
-                    tags: tuple[str, ...]) -> Dumped:
-    """restic >= 0.17 runs the dump tool; a failing tool leaves no snapshot behind."""
-    stderr: list[str] = []
-    try:
-        result = ctx.restic.backup_command(filename, tags, command.argv, env=command.env, on_stderr=stderr.append)
-    except ResticError as exc:
-        tool_lines = [_SUBPROCESS_LINE.sub("", ln) for ln in stderr if _SUBPROCESS_LINE.match(ln)]
-        status = _COMMAND_FAILED.search("\n".join(stderr) + str(exc))
-        if not tool_lines and not status:
-            return Dumped(db, failure=f"database {db.name}: {exc}")
-        how = status.group(1) if status else "failed"
-        return Dumped(db, failure=_dump_failure(db, command, how, error_line(tool_lines, eng.FATAL)))
-    tool_lines = [_SUBPROCESS_LINE.sub("", ln) for ln in stderr if _SUBPROCESS_LINE.match(ln)]
-    if has_fatal(tool_lines, eng.FATAL):
-        return Dumped(db, failure=_dump_failure(db, command, "exit 0", error_line(tool_lines, eng.FATAL)),
-                      forget=result.snapshot_id)
-    return Dumped(db, result=result)
-
-
-def _dump_through_pipe(ctx, db: Database, eng: ModuleType, command: Command, filename: str,
-                       tags: tuple[str, ...]) -> Dumped:
-    """restic < 0.17: dump | restic backup --stdin, then judge the dump and undo the snapshot if it failed."""
-    dump = proc.spawn(command.argv, env=command.env, missing_hint=_install(eng), stdin=proc.DEVNULL,
-                      stdout=proc.PIPE, stderr=proc.PIPE)
-    drain, tail = proc.drain_in_thread(dump.stderr)
-    restic_error: ResticError | None = None
-    try:
-        try:
-            result = ctx.restic.backup_stdin(filename, tags, stdin=dump.stdout, on_stderr=lambda line: None)
-        except ResticError as exc:
-            restic_error = exc
-        finally:
-            dump.stdout.close()
-        dump.wait()
-    finally:
-        proc.terminate(dump)
-        drain.join(timeout=10)
-    lines = list(tail)
-    if restic_error is not None:
-        if dump.returncode == 0:
-            raise restic_error
-        how = proc.describe_exit(dump.returncode)
-        return Dumped(db, failure=_dump_failure(db, command, how, error_line(lines, eng.FATAL)))
-    if dump.returncode != 0 or has_fatal(lines, eng.FATAL):
-        how = proc.describe_exit(dump.returncode)
-        return Dumped(db, failure=_dump_failure(db, command, how, error_line(lines, eng.FATAL)),
-                      forget=result.snapshot_id)
-    if result.partial:
-        return Dumped(db, failure=f"database {db.name}: restic could not read the whole dump from {command.tool}; "
-                                  f"nothing was saved", forget=result.snapshot_id)
-    return Dumped(db, result=result)
-
-
-def _dump_failure(db: Database, command: Command, how: str, line: str | None) -> str:
-    how = how.replace("exit status ", "exit ").replace("signal: killed", "killed by SIGKILL")
-    return f"database {db.name}: {command.tool} failed ({how}){': ' + line if line else ''}; nothing was saved"
-
-
-def _forget_failed(ctx, dumped: list[Dumped]) -> None:
-    """Remove the snapshots that restic saved from failed dumps (restic < 0.17, or a fatal line on exit 0)."""
-    ids = [d.forget for d in dumped if d.forget]
-    if not ids:
-        return
-    try:
-        ctx.restic.forget(ids)
-        log.info("removed %d snapshot(s) of failed dumps: %s", len(ids), ", ".join(i[:8] for i in ids))
-    except VhError as exc:
-        for item in dumped:
-            if item.forget:
-                item.failure = (f"{item.failure}; its partial snapshot {item.forget[:8]} could not be removed "
-                                f"({exc}): remove it with 'restic forget {item.forget}'").replace(
-                                    "; nothing was saved;", ";")
-
-
-def _record(record, db: Database, result: BackupResult) -> None:
-    record.snapshot_ids.append(result.snapshot_id)
-    record.bytes_added += result.data_added
-    record.bytes_total += result.total_bytes
+        producer = _step(command, eng)
+        result, pumped = ctx.restic.stdin_backup(filename, db_tags, producer, commit, job=db.item,
+                                                 idle_timeout=db.lock_wait_timeout)
+    if result is None:
+        raise DumpError(f"database {db.name}: {verdict.get('why') or pumped.aborted}; nothing was saved")
     log.info("snapshot %s saved: database %s (%s) of service %s: %s dumped, %s added, %s",
-             result.snapshot_id[:8], db.name, db.type, db.service, format_size(result.total_bytes),
+             result.snapshot_id[:8], db.name, db.type, db.service, format_size(pumped.stream.bytes),
              format_size(result.data_added), format_duration(result.duration),
              extra=vlog.fields(vlog.SNAPSHOT_SAVED, snapshot_id=result.snapshot_id, database=db.name,
                                service=db.service))
+    return result
+
+
+def _judge(db: Database, eng: ModuleType, command: Command, ended: proc.Ended, stream: proc.Stream) -> str | None:
+    """Why this finished dump must not become a snapshot, or None when it may."""
+    line = error_line(ended.stderr, eng.FATAL)
+    detail = f": {line}" if line else ""
+    if ended.stalled:
+        return (f"{command.tool} produced nothing for {format_duration(db.lock_wait_timeout)} and was stopped: "
+                f"it was probably waiting for a lock another session holds (databases.{db.name}.lock_wait_timeout)")
+    if not ended.ok:
+        hint = ""
+        if line and eng.LOCK_TIMEOUT.search(line):
+            hint = (f" (another session held a lock longer than "
+                    f"databases.{db.name}.lock_wait_timeout {format_duration(db.lock_wait_timeout)})")
+        return f"{command.tool} failed ({ended.how}){detail}{hint}"
+    if has_fatal(ended.stderr, eng.FATAL):
+        return f"{command.tool} reported an error although it exited 0{detail}"
+    if stream.bytes == 0:
+        return f"{command.tool} wrote nothing (an empty dump is not a backup)"
+    why = eng.incomplete(eng.stdin_filename(db), stream.head, stream.tail)
+    if why:
+        return f"{command.tool} exited 0, but {why} (truncated or not a dump)"
+    return None
 
 
 # --- restore -------------------------------------------------------------------
@@ -222,30 +143,29 @@ class RestoreStep:
     create: bool
 
 
-def _dump_path(snapshot: Snapshot) -> str:
+def dump_path(snapshot: Snapshot) -> str:
     if len(snapshot.paths) != 1:
         raise VhError(f"snapshot {snapshot.short_id} does not look like a database dump (paths: "
                       f"{', '.join(snapshot.paths) or 'none'})")
     return snapshot.paths[0]
 
 
-def plan_restore(ctx, run, databases: Sequence[Database], args) -> list[RestoreStep]:
+def plan_restore(ctx, run, databases: Sequence[Database], into: str | None, yes: bool,
+                 db_host: str | None = None, db_port: int | None = None) -> list[RestoreStep]:
     """Check everything a database restore needs before anything is changed; the steps to take.
 
     Raises (exit 1, nothing changed) when a target database holds data and
     ``--yes`` was not given, or when a tool is missing.
     """
-    into = getattr(args, "into_database", None)
-    yes = getattr(args, "yes", False)
     steps = []
     for db in databases:
         snapshot = run.database(db.name)
         if snapshot is None:
-            raise VhError(f"run {run.id} holds no dump of database {db.name}; see 'vhbackup restore --list'")
+            raise NotFound(f"run {run.id} holds no dump of database {db.name}; see 'vhbackup restore --list'")
         eng = engine(db)
-        path = _dump_path(snapshot)
+        path = dump_path(snapshot)
         _require(eng.restore_tools(path), eng, f"restore database {db.name}")
-        with connect(db, args.db_host, args.db_port) as conn:
+        with connect(db, db_host, db_port) as conn:
             steps.append(_plan_one(eng, conn, db, snapshot, path, into, yes))
     return steps
 
@@ -277,17 +197,21 @@ def _plan_one(eng: ModuleType, conn: Connection, db: Database, snapshot: Snapsho
     return RestoreStep(db, snapshot, path, target, source, create=not present)
 
 
-def restore_all(ctx, steps: Sequence[RestoreStep], args) -> None:
-    """Stream each planned database dump into its restore tool."""
+def restore_all(ctx, steps: Sequence[RestoreStep], db_host: str | None = None, db_port: int | None = None) -> None:
+    """Stream each planned database dump into its restore tool.
+
+    A database this restore created is dropped again if its load does not
+    complete, whatever ends it (an error, Ctrl-C, SIGTERM).
+    """
     for step in steps:
         eng = engine(step.db)
-        with connect(step.db, args.db_host, args.db_port) as conn:
+        with connect(step.db, db_host, db_port) as conn:
             if step.create:
                 eng.create(conn, step.target)
             try:
-                _load(ctx, eng, step.snapshot, step.path, eng.restore_command(step.path, conn, step.target,
-                                                                              step.source))
-            except VhError:
+                load(ctx, eng, step.snapshot, step.path,
+                     eng.restore_command(step.path, conn, step.target, step.source))
+            except BaseException:
                 if step.create:
                     _drop_quietly(eng, conn, step.target)
                 raise
@@ -299,37 +223,28 @@ def restore_all(ctx, steps: Sequence[RestoreStep], args) -> None:
 def _drop_quietly(eng: ModuleType, conn: Connection, name: str) -> None:
     try:
         eng.drop(conn, name)
+        log.info("removed the incomplete database %s", name)
     except VhError as exc:
-        log.warning("could not remove the half-restored database %s: %s", name, exc)
+        log.warning("could not remove the half-restored database %s: %s; drop it by hand", name, exc)
 
 
-def _load(ctx, eng: ModuleType, snapshot: Snapshot, path: str, command: Command) -> None:
-    """restic dump | restore tool, without a temporary file; raises DumpError naming the tool's error."""
-    dump = ctx.restic.dump(snapshot.id, path, stdout=proc.PIPE)
-    dump_drain, dump_tail = proc.drain_in_thread(dump.stderr)
-    try:
-        try:
-            loader = proc.spawn(command.argv, env=command.env, missing_hint=_install(eng), stdin=dump.stdout,
-                                stdout=proc.DEVNULL, stderr=proc.PIPE)
-        finally:
-            dump.stdout.close()
-        drain, tail = proc.drain_in_thread(loader.stderr)
-        try:
-            loader.wait()
-        finally:
-            proc.terminate(loader)
-            drain.join(timeout=10)
-        dump.wait()
-    finally:
-        proc.terminate(dump)
-        dump_drain.join(timeout=10)
-    lines = list(tail)
-    if loader.returncode != 0:
-        line = error_line(lines, eng.FATAL)
-        raise DumpError(f"{command.tool} failed ({proc.describe_exit(loader.returncode)})"
-                        f"{': ' + line if line else ''}")
-    ctx.restic.check_dump(dump, "\n".join(dump_tail))
-    errors = [ln for ln in lines if eng.FATAL.search(ln)]
+def load(ctx, eng: ModuleType, snapshot: Snapshot, path: str, command: Command) -> None:
+    """restic dump | restore tool, without a temporary file; raises DumpError naming the tool's error.
+
+    The tool sees the end of its input only when restic delivered the whole
+    dump; otherwise it is stopped before it could take a partial dump for a
+    whole one.
+    """
+    pumped = ctx.restic.dump(snapshot.id, path, _step(command, eng),
+                             commit=lambda ended, stream: None if stream.bytes else "the dump is empty")
+    loader = pumped.consumer
+    if pumped.aborted:
+        raise DumpError(f"{command.tool} was stopped before the end of the dump ({pumped.aborted}); "
+                        f"the target may hold part of the data: restore again")
+    if not loader.ok:
+        line = error_line(loader.stderr, eng.FATAL)
+        raise DumpError(f"{command.tool} failed ({loader.how}){': ' + line if line else ''}")
+    errors = [ln for ln in loader.stderr if eng.FATAL.search(ln)]
     if errors:
         log.warning("%s reported %d error(s) while loading the dump (first: %s)", command.tool, len(errors),
                     errors[0])
@@ -343,18 +258,20 @@ def can_drill(db: Database) -> bool:
     return engine(db).CAN_INSPECT
 
 
-def scratch_restore(ctx, snapshot: Snapshot | str, db: Database, scratch_name: str) -> int:
+def scratch_restore(ctx, snapshot: Snapshot, db: Database, scratch_name: str,
+                    created: Callable[[], None] = lambda: None) -> int:
     """Load a database snapshot into a new database ``scratch_name`` on the same server; its table count.
 
     Dumps that hold several databases (``names: all`` or a list) cannot load
     into one scratch database: for them the whole dump is streamed out of
     the repository and its CREATE TABLE statements are counted instead,
     without touching the server. MongoDB is not supported (no shell to
-    inspect or drop the scratch database).
+    inspect or drop the scratch database). ``created`` is called as soon as
+    the scratch database exists; dropping it is the caller's (``scratch.py``
+    keeps the list, so that a killed run's copy is dropped later).
     """
-    snapshot = _snapshot(ctx, snapshot)
     eng = engine(db)
-    path = _dump_path(snapshot)
+    path = dump_path(snapshot)
     if not can_drill(db):
         raise VhError(f"the restore drill cannot check {db.type} database {db.name}: vhbackup cannot look inside "
                       f"that server; test it with 'vhbackup restore --database {db.name} --into-database NEW --yes'")
@@ -367,39 +284,44 @@ def scratch_restore(ctx, snapshot: Snapshot | str, db: Database, scratch_name: s
         if eng.exists(conn, scratch_name):
             raise VhError(f"the scratch database {scratch_name} already exists on {conn.where}; drop it first")
         eng.create(conn, scratch_name)
+        created()
         source = db.names[0] if db.names else None
         try:
-            _load(ctx, eng, snapshot, path, eng.restore_command(path, conn, scratch_name, source))
-            tables = eng.table_count(conn, scratch_name)
+            load(ctx, eng, snapshot, path, eng.restore_command(path, conn, scratch_name, source))
+            return eng.table_count(conn, scratch_name)
         except VhError as exc:
-            _drop_quietly(eng, conn, scratch_name)
             raise VhError(f"snapshot {snapshot.short_id} of database {db.name} did not load: {exc}") from None
-    return tables
 
 
-def drop_scratch(ctx, db: Database, scratch_name: str) -> None:
-    """Remove what scratch_restore created (nothing, for dumps of several databases)."""
-    eng = engine(db)
-    if not can_drill(db) or db.names is None or len(db.names) > 1:
-        return
-    if scratch_name in db.names:
-        raise UsageError(f"refusing to drop {scratch_name}: database {db.name} backs it up")
+def has_scratch_database(db: Database) -> bool:
+    """Whether scratch_restore creates a database for ``db`` (not for dumps of several databases)."""
+    return can_drill(db) and db.names is not None and len(db.names) == 1
+
+
+def drop_database(db: Database, name: str) -> None:
+    """Drop database ``name`` on ``db``'s server (never one that ``db`` backs up)."""
+    if name in (db.names or ()):
+        raise UsageError(f"refusing to drop {name}: database {db.name} backs it up")
     with connect(db) as conn:
-        eng.drop(conn, scratch_name)
-
-
-def _snapshot(ctx, snapshot: Snapshot | str) -> Snapshot:
-    if isinstance(snapshot, Snapshot):
-        return snapshot
-    found = ctx.restic.snapshots(tags=(), ids=(snapshot,))
-    if not found:
-        raise VhError(f"no snapshot {snapshot} in the repository")
-    return found[0]
+        engine(db).drop(conn, name)
 
 
 def _count_create_table(ctx, snapshot: Snapshot, path: str) -> int:
-    with ctx.restic.dump_stream(snapshot.id, path) as stream:
-        count = sum(1 for line in stream if line.startswith(b"CREATE TABLE"))
-    if not count:
+    count = [0]
+    rest = [b""]
+
+    def on_chunk(chunk: bytes) -> None:
+        lines = (rest[0] + chunk).split(b"\n")
+        rest[0] = lines.pop()
+        count[0] += sum(1 for line in lines if line.startswith(b"CREATE TABLE"))
+
+    ctx.restic.dump(snapshot.id, path, None, on_chunk=on_chunk)
+    if rest[0].startswith(b"CREATE TABLE"):
+        count[0] += 1
+    if not count[0]:
         raise VhError(f"the dump in snapshot {snapshot.short_id} holds no CREATE TABLE statement")
-    return count
+    return count[0]
+
+
+__all__ = ["backup_one", "plan_restore", "restore_all", "scratch_restore", "drop_database", "check_tools",
+           "can_drill", "has_scratch_database", "dump_path", "engine"]

@@ -17,6 +17,7 @@ DUMP_ARGS = ("--single-transaction", "--routines", "--events", "--triggers", "--
 CHARSET = "--default-character-set=utf8mb4"
 
 FATAL = re.compile(r"^(?:mariadb-dump|mysqldump|mariadb|mysql): (?:Got error|Couldn't|Error|error)|^ERROR \d+")
+LOCK_TIMEOUT = re.compile(r"Lock wait timeout exceeded", re.IGNORECASE)
 
 CAN_INSPECT = True
 
@@ -66,6 +67,11 @@ def dump_command(db: Database, conn: Connection) -> Command:
     else:
         which = [db.names[0]]
     return Command((first_available(DUMP_TOOLS), *_client_args(conn), *DUMP_ARGS, *db.options, *which))
+
+
+def incomplete(path: str, head: bytes, tail: bytes) -> str | None:
+    """mariadb-dump and mysqldump end every complete dump with "-- Dump completed" (comments are never off)."""
+    return None if b"-- Dump completed" in tail else "its output lacks the '-- Dump completed' line"
 
 
 def restore_command(path: str, conn: Connection, target: str | None, source: str | None = None) -> Command:

@@ -19,6 +19,9 @@ INSTALL_HINT = ("install mongodb-database-tools from MongoDB's own apt repositor
                 "(https://www.mongodb.com/docs/database-tools/installation/); it is not in Debian")
 
 FATAL = re.compile(r"\bFailed: |^error\b|\berror (?:connecting|parsing|reading|writing)")
+LOCK_TIMEOUT = re.compile(r"$^")
+#: The first four bytes of every mongodump --archive (0x8199e26d, little-endian).
+ARCHIVE_MAGIC = b"\x6d\xe2\x99\x81"
 
 #: vhbackup cannot inspect a MongoDB server (no shell), so it never assumes a database is empty.
 CAN_INSPECT = False
@@ -59,6 +62,10 @@ def _client_args(conn: Connection) -> list[str]:
 def dump_command(db: Database, conn: Connection) -> Command:
     which = [] if db.names is None else [f"--db={db.names[0]}"]
     return Command(("mongodump", "--archive", *_client_args(conn), *db.options, *which))
+
+
+def incomplete(path: str, head: bytes, tail: bytes) -> str | None:
+    return None if head.startswith(ARCHIVE_MAGIC) else "its output is not a mongodump archive"
 
 
 def restore_command(path: str, conn: Connection, target: str | None, source: str | None = None) -> Command:

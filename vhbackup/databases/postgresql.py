@@ -17,6 +17,7 @@ DUMP_FORMAT_ARGS: tuple[str, ...] = ("-Fc", "-Z0")
 DUMP_SUFFIX = ".dump"
 
 FATAL = re.compile(r"(?:^|: )(?:error|fatal|ERROR|FATAL|PANIC): ")
+LOCK_TIMEOUT = re.compile(r"lock timeout|could not obtain lock", re.IGNORECASE)
 
 CONNECT_TIMEOUT = "30"
 
@@ -60,9 +61,20 @@ def _server_args(conn: Connection) -> list[str]:
 
 
 def dump_command(db: Database, conn: Connection) -> Command:
+    """pg_dump gives up on a table lock after ``lock_wait_timeout`` (it waits for ever by default)."""
+    wait = f"--lock-wait-timeout={int(db.lock_wait_timeout * 1000)}"
     if db.names is None:
-        return Command(("pg_dumpall", *_server_args(conn), *db.options), _env(conn))
-    return Command(("pg_dump", *_server_args(conn), *DUMP_FORMAT_ARGS, *db.options, db.names[0]), _env(conn))
+        return Command(("pg_dumpall", *_server_args(conn), wait, *db.options), _env(conn))
+    return Command(("pg_dump", *_server_args(conn), *DUMP_FORMAT_ARGS, wait, *db.options, db.names[0]), _env(conn))
+
+
+def incomplete(path: str, head: bytes, tail: bytes) -> str | None:
+    """Why the dump at ``path`` does not look whole: custom archives start with PGDMP, SQL dumps end with a marker."""
+    if path.endswith(".dump"):
+        return None if head.startswith(b"PGDMP") else "its output is not a pg_dump archive"
+    marker = b"PostgreSQL database cluster dump complete" if is_whole_server(path) else \
+        b"PostgreSQL database dump complete"
+    return None if marker in tail else "its output lacks the end-of-dump marker"
 
 
 def restore_command(path: str, conn: Connection, target: str | None, source: str | None = None) -> Command:

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
+from vhbackup.events import render
 from vhbackup.policy import Email
 
 NAME = "email"
@@ -45,9 +46,7 @@ def _password(settings: Email) -> str:
 
 
 def send(settings: Email, event) -> None:
-    from vhbackup import alerts
-
-    subject, body = alerts.render(event)
+    subject, body = render(event)
     msg = build_message(settings, subject, body)
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout) as smtp:
         smtp.ehlo()

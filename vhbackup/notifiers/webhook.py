@@ -16,6 +16,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 from vhbackup import __version__
+from vhbackup.events import render
 from vhbackup.policy import Webhook
 
 NAME = "webhook"
@@ -35,9 +36,7 @@ def url_for(settings: Webhook, event) -> str:
 
 
 def body(event) -> bytes:
-    from vhbackup import alerts
-
-    subject, _ = alerts.render(event)
+    subject, _ = render(event)
     return json.dumps({**event.as_dict(), "text": subject}, sort_keys=True).encode()
 
 

@@ -24,7 +24,7 @@ conf = next((a.split("=", 1)[1] for a in args if a.startswith("--config=")), Non
 record = {"argv": sys.argv, "config": open(conf).read() if conf else None}
 with open(os.path.join(os.environ["STANDIN_DIR"], f"mongodump-{db}.json"), "w") as fh:
     json.dump(record, fh)
-payload = (f"archive of {db}\n" * 20000).encode() + bytes(range(256))
+payload = b"\x6d\xe2\x99\x81" + (f"archive of {db}\n" * 20000).encode() + bytes(range(256))
 if db == "broken":
     sys.stdout.buffer.write(payload[:70000])
     sys.stdout.flush()
@@ -49,7 +49,8 @@ with open(os.path.join(d, f"mongorestore-{n}.bin"), "wb") as fh:
 
 
 def _expected(db: str) -> bytes:
-    return (f"archive of {db}\n" * 20000).encode() + bytes(range(256))
+    """What the stand-in writes: mongodump's archive magic number, then a known body."""
+    return b"\x6d\xe2\x99\x81" + (f"archive of {db}\n" * 20000).encode() + bytes(range(256))
 
 
 def test_mongodb_dumps_restores_and_failures_with_stand_ins(env, tmp_path):
@@ -76,7 +77,8 @@ def test_mongodb_dumps_restores_and_failures_with_stand_ins(env, tmp_path):
     last = backup.stderr.strip().splitlines()[-1]
     assert "database broken: mongodump failed (exit 1): 2026-01-01T00:00:00.000+0000\tFailed: error connecting " \
            "to db server: no reachable servers; nothing was saved" in last
-    assert "database liar: mongodump failed (exit 0): 2026-01-01T00:00:00.000+0000\tFailed: error writing data" in last
+    assert "database liar: mongodump reported an error although it exited 0: 2026-01-01T00:00:00.000+0000\t" \
+        "Failed: error writing data" in last
     assert "database app" not in last and "database everything" not in last
     assert snapshots(env, "db:broken") == [] and snapshots(env, "db:liar") == []
     assert sorted(runs_json(env)[0]["databases"]) == ["app", "everything"]

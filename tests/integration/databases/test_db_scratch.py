@@ -1,4 +1,4 @@
-"""The restore drill's database hooks: scratch_restore / drop_scratch, and dumps holding several databases."""
+"""The restore drill's database hooks: scratch_restore / drop_database, and dumps holding several databases."""
 
 from __future__ import annotations
 
@@ -31,13 +31,13 @@ def test_scratch_restore_loads_a_dump_beside_the_original_and_drop_removes_it(en
     assert pg_fingerprint(scratch) == pg_fingerprint(pg_name)
     with pytest.raises(VhError, match="already exists"):
         databases.scratch_restore(ctx, run.database("pg"), pg_db, scratch)
-    databases.drop_scratch(ctx, pg_db, scratch)
+    databases.drop_database(pg_db, scratch)
     assert not pg_exists(scratch) and pg_exists(pg_name)
     with pytest.raises(VhError, match="may not be"):
         databases.scratch_restore(ctx, run.database("pg"), pg_db, pg_name)
 
     # a dump of several databases is checked by counting its tables, without touching the server
-    assert databases.scratch_restore(ctx, run.database("pair").id, pair_db, dbs.name("unused")) == 4
+    assert databases.scratch_restore(ctx, run.database("pair"), pair_db, dbs.name("unused")) == 4
     assert not maria_exists(dbs.name("unused"))
 
     before = maria_fingerprint(maria_a), maria_fingerprint(maria_b)

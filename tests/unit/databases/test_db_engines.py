@@ -27,7 +27,7 @@ def test_pg_dump_is_custom_format_with_options_last_and_password_only_in_env(tmp
     with _connect(db) as conn:
         cmd = postgresql.dump_command(db, conn)
     assert cmd.argv == ("pg_dump", "-w", "-h", "127.0.0.1", "-p", "5433", "-U", "backup", "-Fc", "-Z0",
-                        "--exclude-table=logs", "hubdb")
+                        "--lock-wait-timeout=300000", "--exclude-table=logs", "hubdb")
     assert cmd.env["PGPASSWORD"] == "s3cret"
     assert postgresql.stdin_filename(db) == "postgresql-hub.dump"
 
@@ -35,7 +35,8 @@ def test_pg_dump_is_custom_format_with_options_last_and_password_only_in_env(tmp
 def test_pg_names_all_uses_pg_dumpall_and_psql():
     db = Database(name="cluster", type="postgresql", host="/run/postgresql", names=None)
     with _connect(db) as conn:
-        assert postgresql.dump_command(db, conn).argv == ("pg_dumpall", "-w", "-h", "/run/postgresql")
+        assert postgresql.dump_command(db, conn).argv == ("pg_dumpall", "-w", "-h", "/run/postgresql",
+                                                          "--lock-wait-timeout=300000")
         path = postgresql.stdin_filename(db)
         assert path == "postgresql-cluster.all.sql" and postgresql.is_whole_server(path)
         assert postgresql.restore_command("/" + path, conn, None).argv[0] == "psql"

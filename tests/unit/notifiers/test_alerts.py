@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from tests.alert_sinks import closed_port
-from vhbackup import alerts, state
+from vhbackup import alerts, outcome, state
+from vhbackup.errors import ResticError
 from vhbackup.outcome import Record
 
 
@@ -29,10 +30,14 @@ def record(action="backup", status="failure", error="restic backup failed (exit 
 
 def test_failed_run_sends_one_mail_and_one_post_and_records_it(smtp, http, policy_factory, tmp_path, secret,
                                                                 logged):
+    """Through outcome.recorded: the alert is decided first, then the record is saved once, with its outcome."""
     policy = policy_factory(both(smtp.port, http.url).replace("{dir}", str(tmp_path)))
-    rec = record(snapshot_ids=["0123456789abcdef"], services=["hub"])
-    logging.getLogger("vhbackup").info("dumping database shop")
-    alerts.after_run(SimpleNamespace(policy=policy), rec)
+    ctx = SimpleNamespace(policy=policy, run_id="20261128-020000-a1b2")
+    with pytest.raises(ResticError):
+        with outcome.recorded(ctx, "backup") as rec:
+            rec.snapshot_ids, rec.services = ["0123456789abcdef"], ["hub"]
+            logging.getLogger("vhbackup").info("dumping database shop")
+            raise ResticError("restic backup failed (exit 1): disk full")
     [mail] = smtp.wait(1)
     [post] = http.requests
     assert mail.subject == "[vhbackup FAILURE] web01: backup failed"
@@ -40,7 +45,8 @@ def test_failed_run_sends_one_mail_and_one_post_and_records_it(smtp, http, polic
     assert post.path == "/hook/fail"
     assert post.json["error"] == "restic backup failed (exit 1): disk full"
     assert post.json["facts"]["services"] == "hub"
-    saved = state.read_json(state.last_run_path(policy.state_dir, "backup"))
+    saved = state.read_object(state.last_run_path(policy.state_dir, "backup"))
+    assert not (tmp_path / "state" / "running-backup.json").exists()
     assert saved["details"]["alert"]["delivered"] == ["email", "webhook"]
     assert saved["details"]["alert"]["event"] == "failure"
     everything = mail.raw.decode() + post.body.decode() + json.dumps(saved)
@@ -56,7 +62,7 @@ def test_failed_run_sends_one_mail_and_one_post_and_records_it(smtp, http, polic
 ])
 def test_notify_on_filters_by_kind(http, policy_factory, on, status, sent):
     policy = policy_factory(f"  on: {on}\n  webhook:\n    url: {http.url}/{{status}}\n")
-    alerts.after_run(SimpleNamespace(policy=policy), record(status=status))
+    alerts.after_run(policy, record(status=status))
     assert len(http.requests) == (1 if sent else 0)
     if sent:
         assert http.requests[0].path == "/" + {"success": "success", "partial": "warning", "failure": "fail"}[status]
@@ -64,23 +70,23 @@ def test_notify_on_filters_by_kind(http, policy_factory, on, status, sent):
 
 def test_restore_runs_do_not_alert(http, policy_factory):
     policy = policy_factory(f"  on: [failure, success]\n  webhook:\n    url: {http.url}/x\n")
-    alerts.after_run(SimpleNamespace(policy=policy), record(action="restore"))
+    assert alerts.after_run(policy, record(action="restore")) is None
     assert http.requests == []
 
 
 def test_undeliverable_alert_never_raises_and_is_one_line(policy_factory, logged):
     policy = policy_factory(f"  webhook:\n    url: http://127.0.0.1:{closed_port()}/x\n")
-    rec = record()
-    alerts.after_run(SimpleNamespace(policy=policy), rec)
+    summary = alerts.after_run(policy, record())
     errors = [r for r in logged.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
-    assert rec.details["alert"] == {**rec.details["alert"], "delivered": [], "failed": ["webhook"]}
+    assert summary == {**summary, "delivered": [], "failed": ["webhook"]}
 
 
 def test_render_subject_is_one_line_and_body_lists_next_steps(policy_factory):
     policy = policy_factory("  on: [failure]\n")
-    event = alerts.event_from_record(policy, record(error="no restic repository at /srv/repo; create it"),
-                                     ("02:00:00 info: started",))
+    rec = record(error="no restic repository at /srv/repo; create it")
+    rec.details["error_kind"] = "RepositoryMissing"
+    event = alerts.event_from_record(policy, rec, ("02:00:00 info: started",))
     subject, body = alerts.render(event)
     assert "\n" not in subject
     assert "vhbackup init" in body  # the hint for a missing repository
@@ -94,7 +100,7 @@ def test_secrets_quoted_in_an_error_are_masked_in_the_alert(http, policy_factory
                             f"    smtp: 127.0.0.1:{closed_port()}\n    user: alerts\n"
                             f"    password_file: {tmp_path}/smtp-password\n    timeout: 1s\n")
     rec = record(error=f"mysqldump: Got error: 1045 with password {secret}")
-    alerts.after_run(SimpleNamespace(policy=policy), rec)
+    alerts.after_run(policy, rec)
     [post] = http.requests
     assert secret not in post.body.decode()
     assert post.json["error"] == "mysqldump: Got error: 1045 with password ***"

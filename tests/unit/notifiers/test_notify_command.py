@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from vhbackup import alerts, state
+from vhbackup import alerts, health_alerts, journal, state
 from vhbackup import log as vlog
 from vhbackup.commands import notify
 from vhbackup.context import Context
@@ -67,7 +67,7 @@ def test_crash_before_vhbackup_reported_is_alerted_with_the_journal_lines(smtp, 
     policy = policy_factory(both(tmp_path, smtp.port, http.url))
     seen = []
     assert run_unit(policy, crash_entries(), seen) == 0
-    assert seen == [("vhbackup-backup.service", INVOCATION, notify.JOURNAL_LINES)]
+    assert seen == [("vhbackup-backup.service", INVOCATION, journal.JOURNAL_LINES)]
     [mail] = smtp.wait(1)
     [post] = http.requests
     assert mail.subject == "[vhbackup FAILURE] web01: vhbackup-backup.service failed"
@@ -141,7 +141,7 @@ def health(level: str, summary: str = "", **facts) -> Health:
 
 
 def run_check(policy, result: Health, now: float) -> int:
-    return notify.check(Context(policy=policy), now=now, evaluate=lambda p, now=None: result)
+    return health_alerts.check(policy, now=now, evaluate=lambda p, now=None: result)
 
 
 def test_check_alerts_once_per_level_and_repeats_daily(http, policy_factory):
@@ -158,11 +158,11 @@ def test_check_alerts_once_per_level_and_repeats_daily(http, policy_factory):
     assert len(http.requests) == 1
     assert run_check(policy, health("WARNING", "WARNING: only 100 MiB free"), now + 7200) == 0  # changed
     assert http.requests[-1].path == "/warning"
-    assert run_check(policy, health("WARNING"), now + 7200 + notify.CHECK_REPEAT + 1) == 0  # a day later
+    assert run_check(policy, health("WARNING"), now + 7200 + health_alerts.CHECK_REPEAT + 1) == 0  # a day later
     assert len(http.requests) == 3
-    assert run_check(policy, health("OK", "OK: last backup 1 h ago"), now + 2 * notify.CHECK_REPEAT) == 0
+    assert run_check(policy, health("OK", "OK: last backup 1 h ago"), now + 2 * health_alerts.CHECK_REPEAT) == 0
     assert http.requests[-1].path == "/success"  # recovered
-    assert run_check(policy, health("OK"), now + 2 * notify.CHECK_REPEAT + 3600) == 0
+    assert run_check(policy, health("OK"), now + 2 * health_alerts.CHECK_REPEAT + 3600) == 0
     assert len(http.requests) == 4
 
 
@@ -184,7 +184,7 @@ def test_check_with_warnings_filtered_out_sends_nothing(http, policy_factory):
 
 def test_check_with_the_real_health_of_an_empty_state_dir(http, policy_factory):
     policy = policy_factory(f"  on: [failure, warning]\n  webhook:\n    url: {http.url}/{{status}}\n")
-    assert notify.check(Context(policy=policy)) == 0
+    assert health_alerts.check(policy) == 0
     [request] = http.requests
     assert request.path == "/warning"
     assert request.json["error"].startswith("UNKNOWN: no backup recorded yet")
