@@ -65,19 +65,20 @@ class Record:
         return data
 
 
-def settle_interrupted(policy: Policy, action: str) -> None:
-    """A marker whose process is gone: record that run as failed ("interrupted"), then drop the marker."""
+def settle_interrupted(policy: Policy, action: str) -> bool:
+    """A marker whose process is gone: record that run as failed ("interrupted"), drop the marker; True if so."""
     try:
         marker = state.read_object(state.running_path(policy.state_dir, action))
     except (OSError, ValueError):
         marker = {"action": action}
     if marker is None or state.marker_alive(marker):
-        return
+        return False
     record = state.interrupted_record(marker, policy.host)
     log.warning("%s run %s ended without recording its outcome (killed or crashed); recording it as failed",
                 action, record.get("run_id") or "?")
     save(policy, record)
     state.remove_marker(policy.state_dir, action)
+    return True
 
 
 @contextmanager

@@ -122,11 +122,27 @@ def _boot_id() -> str:
         return ""
 
 
+def process_identity() -> dict:
+    """This process, so that another can tell later whether it still runs (pid, start time, boot)."""
+    pid = os.getpid()
+    return {"pid": pid, "pid_start": _process_start(pid), "boot_id": _boot_id()}
+
+
+def process_alive(identity: dict) -> bool:
+    """The process that wrote ``identity`` still runs (same boot, same pid, same start time)."""
+    try:
+        pid = int(identity.get("pid"))
+    except (TypeError, ValueError):
+        return False
+    if identity.get("boot_id") != _boot_id():
+        return False
+    start = _process_start(pid)
+    return start is not None and start == identity.get("pid_start")
+
+
 def write_marker(state_dir: str, action: str, run_id: str, started: float, items: list[str]) -> None:
     """Say that this process runs ``action``; raises StateError when state_dir cannot record it."""
-    pid = os.getpid()
-    data = {"run_id": run_id, "action": action, "started": started, "pid": pid, "pid_start": _process_start(pid),
-            "boot_id": _boot_id(), "items": items}
+    data = {"run_id": run_id, "action": action, "started": started, **process_identity(), "items": items}
     try:
         write_json_atomic(running_path(state_dir, action), data)
     except OSError as exc:
@@ -134,16 +150,7 @@ def write_marker(state_dir: str, action: str, run_id: str, started: float, items
                          f"(free space there, or fix state_dir)") from None
 
 
-def marker_alive(marker: dict) -> bool:
-    """The process that wrote the marker still runs (same boot, same pid, same start time)."""
-    try:
-        pid = int(marker.get("pid"))
-    except (TypeError, ValueError):
-        return False
-    if marker.get("boot_id") != _boot_id():
-        return False
-    start = _process_start(pid)
-    return start is not None and start == marker.get("pid_start")
+marker_alive = process_alive
 
 
 def remove_marker(state_dir: str, action: str) -> None:

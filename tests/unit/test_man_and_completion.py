@@ -92,7 +92,7 @@ def complete(tmp_path, *words: str) -> list[str]:
 
 def test_completion_offers_commands_and_each_commands_own_options(tmp_path):
     assert complete(tmp_path, "vhbackup", "") == sorted(COMMANDS)
-    assert complete(tmp_path, "vhbackup", "re") == ["restore"]
+    assert complete(tmp_path, "vhbackup", "res") == ["restore"]
     options = subcommands()
     assert set(options["backup"]) - {"-h"} <= set(complete(tmp_path, "vhbackup", "backup", "--"))
     assert complete(tmp_path, "vhbackup", "--wait", "2h", "restore", "--in") == ["--into-database"]

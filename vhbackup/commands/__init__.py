@@ -16,4 +16,5 @@ COMMANDS: dict[str, str] = {
     "drill": "restore test: restore the latest run into scratch space, compare it, load its databases, clean up",
     "notify": "send alerts: for a failed systemd unit (--unit), when health is not OK (--check), or a test (--test)",
     "unlock": "remove stale restic locks (only when no vhbackup or restic run is active)",
+    "recover": "after a killed run: start the units it stopped, record it as interrupted, remove stale locks",
 }

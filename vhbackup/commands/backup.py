@@ -54,8 +54,9 @@ def run(ctx: Context, args) -> int:
             outcome.recorded(ctx, NAME, chosen.items) as record:
         record.services = list(chosen.services)
         record.databases = [db.name for db in chosen.databases]
+        service_units.restart_left_over(ctx.policy.state_dir)
         prechecks.before_backup(ctx, chosen)
-        with service_units.stopped(chosen.units):
+        with service_units.stopped(chosen.units, ctx.policy.state_dir):
             done = jobs.run(_jobs(ctx, chosen), ctx.policy.concurrency)
         failures = _collect(chosen, done, record)
         if record.snapshot_ids and not args.no_verify:

@@ -100,7 +100,8 @@ def run(ctx: Context, args) -> int:
         record.services, record.databases = list(services), list(dbs)
         record.snapshot_ids = [s.id for s in run_.snapshots]
         record.details["run"] = run_.id
-        with service_units.stopped(chosen.units):
+        service_units.restart_left_over(ctx.policy.state_dir)
+        with service_units.stopped(chosen.units, ctx.policy.state_dir):
             if services:
                 if target:
                     _make_target(target)

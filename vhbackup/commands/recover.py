@@ -1,0 +1,41 @@
+"""vhbackup recover: undo what a killed run left behind (the units' ExecStopPost= runs it).
+
+A vhbackup killed by SIGKILL or the OOM killer cannot clean up after itself.
+This starts again the services' units it had stopped, records its run as
+interrupted (so ``status`` says so at once, not at the next run), and
+removes restic locks of processes that are gone. It does nothing while the
+run it would clean up after is still alive (and costs nothing after a run
+that ended normally), so it is safe to run at any time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from vhbackup import outcome, service_units, state
+from vhbackup.context import Context
+from vhbackup.errors import EXIT_FAILURE, EXIT_OK, VhError
+
+NAME = "recover"
+
+log = logging.getLogger("vhbackup")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--no-unlock", action="store_true",
+                        help="leave restic's locks alone (no repository access, no password needed)")
+
+
+def run(ctx: Context, args) -> int:
+    policy = ctx.policy
+    failed = service_units.restart_left_over(policy.state_dir)
+    settled = [action for action in state.ACTIONS if outcome.settle_interrupted(policy, action)]
+    if settled and not args.no_unlock:
+        try:
+            ctx.restic.unlock()
+        except VhError as exc:
+            log.warning("could not remove stale restic locks: %s", exc)
+    if failed:
+        log.error("%s did not start again; check 'systemctl status %s'", ", ".join(failed), failed[0])
+        return EXIT_FAILURE
+    return EXIT_OK
