@@ -32,7 +32,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import IO, Callable, Iterable, Mapping, Sequence
+from typing import IO, Callable, Iterable, Mapping, Sequence, Union
 
 from vhbackup.errors import VhError
 
@@ -267,7 +267,10 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, missing_hi
         out, err = process.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(process, stop_signal)
-        process.communicate()
+        try:
+            process.communicate(timeout=5)  # a grandchild may still hold the pipes: do not wait for it
+        except subprocess.TimeoutExpired:
+            pass
         raise TimedOut(f"{os.path.basename(str(argv[0]))}: no answer within {timeout:.0f} s") from None
     except BaseException:
         stop(process, stop_signal)
@@ -277,13 +280,13 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, missing_hi
 
 def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[str, str] | None = None,
            missing_hint: str | None = None, stdin: int | IO | None = DEVNULL,
-           on_stderr: Callable[[str], bool | None] | None = None, keep_stderr: int = 200,
+           on_stderr: Callable[[str], Verdict] | None = None, keep_stderr: int = 200,
            stop_signal: int = signal.SIGTERM) -> Result:
     """Run ``argv``, calling ``on_line`` for each stdout line as it arrives.
 
     stderr is drained by a thread (so neither pipe can fill and block the
-    child); its last ``keep_stderr`` lines are returned in the Result. When
-    ``on_stderr`` returns True for a line, the child is stopped.
+    child); its last ``keep_stderr`` lines are returned in the Result.
+    ``on_stderr`` may ask for the child to be stopped (see ``Verdict``).
     """
     process = spawn(argv, env=env, missing_hint=missing_hint, stdin=stdin, stdout=PIPE, stderr=PIPE, text=True,
                     stop_signal=stop_signal)
@@ -301,16 +304,26 @@ def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[
     return Result(tuple(str(a) for a in argv), process.returncode, "", "\n".join(tail))
 
 
-def _drain_thread(pipe: IO, tail: deque, on_line: Callable[[str], bool | None] | None,
+#: What a stderr watcher returns: True stops the child now, a number of seconds stops it if it is still
+#: running then (a child that said it failed but does not end), None or False leaves it alone.
+Verdict = Union[bool, float, None]
+
+
+def _drain_thread(pipe: IO, tail: deque, on_line: Callable[[str], Verdict] | None,
                   process: subprocess.Popen | None = None, stop_signal: int = signal.SIGTERM) -> threading.Thread:
     def work() -> None:
         stopping = False
         for raw in pipe:
             line = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw).rstrip("\n")
             tail.append(line)
-            if on_line and on_line(line) and not stopping and process is not None:
-                stopping = True
-                threading.Thread(target=stop, args=(process, stop_signal), daemon=True).start()
+            verdict = on_line(line) if on_line else None
+            if not verdict or stopping or process is None:
+                continue
+            stopping = True
+            delay = 0.0 if verdict is True else float(verdict)
+            timer = threading.Timer(delay, stop, args=(process, stop_signal))
+            timer.daemon = True
+            timer.start()
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
@@ -337,7 +350,7 @@ def pump(producer: Step, consumer: Step | None, *,
          commit: Callable[[Ended, Stream], str | None] = lambda ended, stream: None,
          on_chunk: Callable[[bytes], None] | None = None,
          on_consumer_line: Callable[[str], None] | None = None,
-         on_consumer_stderr: Callable[[str], bool | None] | None = None,
+         on_consumer_stderr: Callable[[str], Verdict] | None = None,
          idle_timeout: float | None = None, keep_stderr: int = 200) -> Pumped:
     """Run ``producer | vhbackup | consumer`` and return every status.
 

@@ -130,6 +130,7 @@ _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is
 _MISSING = ("unable to open config file", "repository does not exist", "config file does not exist")
 _LOCKED = ("repository is already locked", "unable to create lock")
 _RETRYING = re.compile(r"returned error, retrying after")
+_GAVE_UP = re.compile(r"^(?:Save|Load|Remove|List|Stat)\(.*\) failed: ")
 
 
 def classify(returncode: int, stderr: str, url: str, password_file: str, source: str) -> RepositoryError | None:
@@ -206,19 +207,29 @@ def _why_unreadable(path: str) -> str:
                 fh.read(1)
     except OSError as exc:
         return exc.strerror or str(exc)
-    return "restic could not read it (no reason given)"
+    return "restic reported an error without a reason (the file is readable now)"
 
 
 class _RetryWatch:
-    """Stops a restic that keeps retrying a backend for longer than the repository's timeout."""
+    """Stops a restic that keeps retrying a backend, or that gave up on it but does not end, after the timeout.
+
+    restic 0.18 retries an unreachable backend for many minutes. And after a
+    write to the backend failed for good (a full disk), restic sometimes
+    never ends (seen with 0.14 and 0.18: its archiver waits for a worker that
+    is gone). Both are bounded by ``repository.timeout``.
+    """
 
     def __init__(self, timeout: float):
         self.timeout = timeout
         self.first = self.last = 0.0
         self.fired = False
         self.line = ""
+        self.gave_up = ""
 
-    def __call__(self, line: str) -> bool:
+    def __call__(self, line: str) -> bool | float:
+        if _GAVE_UP.search(line) and not self.gave_up:
+            self.gave_up = line.strip()
+            return self.timeout
         if not _RETRYING.search(line):
             return False
         now = time.monotonic()
@@ -327,6 +338,10 @@ class Restic:
 
     def error(self, command: str, returncode: int, stderr: str, watch: _RetryWatch | None = None) -> ResticError:
         """The one error for a failed restic call: typed when the repository could not be used."""
+        ended_itself = "Fatal:" in stderr or '"exit_error"' in stderr
+        if watch is not None and watch.gave_up and not ended_itself:
+            return ResticError(f"restic {command} did not end within {self.repo.timeout:.0f} s after it failed: "
+                               f"{display_url(watch.gave_up)}")
         if watch is not None and watch.fired:
             return RepositoryUnreachable(
                 f"repository {display_url(self.repo.url)} did not answer for {self.repo.timeout:.0f} s "
@@ -342,10 +357,24 @@ class Restic:
                            f"{display_url(last_error(stderr))}")
 
     def run(self, *args: str, ok: Sequence[int] = (0,)) -> proc.Result:
-        """Run one restic command to its end; its stdout, or the typed error."""
+        """Run one restic command to its end; its stdout, or the typed error.
+
+        A command blocked by a lock is tried once more after ``restic unlock``,
+        which removes only locks of processes that are gone (a restic killed
+        while it held one); a lock of a live process stays and is reported.
+        """
+        try:
+            return self._run_once(args, ok)
+        except RepositoryLocked:
+            if args[0] == "unlock":
+                raise
+            self.unlock()
+            return self._run_once(args, ok)
+
+    def _run_once(self, args: Sequence[str], ok: Sequence[int]) -> proc.Result:
         watch = _RetryWatch(self.repo.timeout)
 
-        def on_stderr(line: str) -> bool:
+        def on_stderr(line: str) -> bool | float:
             self._echo(line)
             return watch(line)
 
@@ -367,18 +396,10 @@ class Restic:
                              on_stderr=on_stderr, stop_signal=signal.SIGINT)
         return proc.Result(result.argv, result.returncode, "\n".join(out), result.stderr)
 
-    def exclusive(self, *args: str, ok: Sequence[int] = (0,)) -> proc.Result:
-        """A command that needs the exclusive lock: stale locks (dead processes) are removed, then one retry."""
-        try:
-            return self.run(*args, ok=ok)
-        except RepositoryLocked:
-            self.unlock()
-            return self.run(*args, ok=ok)
-
     def unlock(self) -> None:
         """``restic unlock``: removes only locks of processes that are gone (or older than 30 min)."""
         with self._unlock_lock:
-            self.run("unlock")
+            self._run_once(("unlock",), (0,))
 
     # --- repository -----------------------------------------------------------
 
@@ -546,11 +567,11 @@ class Restic:
     def forget(self, ids: Sequence[str], prune: bool = False) -> None:
         """Forget exactly ``ids``; with ``prune``, free their data (and unreferenced packs) in the same call."""
         if ids:
-            self.exclusive("forget", *(["--prune"] if prune else []), *ids)
+            self.run("forget", *(["--prune"] if prune else []), *ids)
 
     def prune(self) -> proc.Result:
         """``restic prune``: also removes packs that nothing references (left by an interrupted backup)."""
-        return self.exclusive("prune")
+        return self.run("prune")
 
     def check(self, *extra: str) -> proc.Result:
         """``restic check``; returns the result whatever the exit code, for the caller's report.
@@ -562,7 +583,8 @@ class Restic:
         """
         def attempt() -> proc.Result:
             result = self.run("check", *extra, ok=(0, 1))
-            fatal = "\n".join(ln for ln in result.stderr.splitlines() if ln.startswith("Fatal:"))
+            fatal = "\n".join(ln for ln in result.stderr.splitlines()
+                              if ln.startswith(("Fatal:", "unable to create lock")))
             error = classify(1, fatal, self.repo.url, self.repo.password_file, self.source) if fatal else None
             if result.returncode == 1 and error is not None:
                 raise error

@@ -132,3 +132,20 @@ def test_password_file_of_another_non_root_user(user_env):
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and str(user_env.password_file) in lines[0] and "65534" in lines[0], lines
     assert not (user_env.dir / "repo").exists()
+
+
+def test_an_unreadable_directory_names_the_reason_not_an_empty_object(user_env):
+    """restic 0.14 reports some read errors as ``{}``: vhbackup looks at the path and says why (issue 9.13)."""
+    tree = user_env.dir / "data"
+    (tree / "closed").mkdir(parents=True)
+    (tree / "ok.txt").write_text("readable\n")
+    for path in [tree, tree / "closed", tree / "ok.txt"]:
+        user_env.give(path)
+    (tree / "closed").chmod(0o000)
+    user_env.write_policy(paths=[str(tree)])
+    assert user_env.vh("init").returncode == 0
+    result = user_env.vh("backup")
+    assert result.returncode == 3, result.stderr
+    line = next(ln for ln in result.stderr.splitlines() if str(tree / "closed") in ln and "could not read" in ln)
+    assert line.endswith("Permission denied") or "permission denied" in line.lower(), line
+    assert "{}" not in result.stderr

@@ -8,8 +8,10 @@ of the exit code asserted here.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,15 @@ def test_bare_wait_gets_the_default():
     assert _bare_wait(["--wait", "5m", "backup"]) == ["--wait", "5m", "backup"]
     assert _bare_wait(["-c", "x", "--wait", "prune", "--wait", "verify"]) == [
         "-c", "x", "--wait", "1h", "prune", "--wait", "1h", "verify"]
+
+
+def test_a_timed_out_child_is_stopped_with_its_own_signal_first(tmp_path):
+    """restic removes its lock on SIGINT only: a child that outlives its time limit gets its signal, not SIGKILL."""
+    from vhbackup import proc
+    seen = tmp_path / "seen"
+    script = f"trap 'echo INT > {seen}; exit 130' INT; sleep 30 >/dev/null 2>&1 & wait"
+    started = time.monotonic()
+    with pytest.raises(proc.TimedOut):
+        proc.run(["sh", "-c", script], timeout=1, stop_signal=signal.SIGINT)
+    assert seen.read_text() == "INT\n"
+    assert time.monotonic() - started < 10

@@ -8,7 +8,8 @@ restic 0.18 refuses a directory there) and the tags ``db:<name>`` and
 
 An engine module has the same names as the others (``ENGINES`` lists them):
 ``INSTALL_HINT``, ``FATAL`` (a regex for its tools' error lines),
-``LOCK_TIMEOUT`` (a regex for "gave up waiting for a lock"), ``CAN_INSPECT``
+``LOCK_TIMEOUT`` (a regex for "gave up waiting for a lock"), ``BOUNDS_LOCK_WAIT``
+(whether the dump tool gives up on a lock by itself), ``CAN_INSPECT``
 (whether ``exists``/``is_empty``/``table_count``/``drop`` work),
 ``stdin_filename(db)``, ``is_whole_server(path)``, ``dump_tools(db)``,
 ``restore_tools(path)``, ``dump_command(db, conn)``,
@@ -45,6 +46,8 @@ from vhbackup.restic import BackupResult, Snapshot
 log = logging.getLogger("vhbackup")
 
 ENGINES: dict[str, ModuleType] = {"postgresql": postgresql, "mariadb": mariadb, "mongodb": mongodb}
+#: Seconds beyond lock_wait_timeout before the watchdog stops a tool that bounds its lock waits itself.
+WATCHDOG_MARGIN = 30.0
 
 
 def engine(db: Database) -> ModuleType:
@@ -96,7 +99,7 @@ def backup_one(ctx, db: Database, tags: Sequence[str]) -> BackupResult:
 
         producer = _step(command, eng)
         result, pumped = ctx.restic.stdin_backup(filename, db_tags, producer, commit, job=db.item,
-                                                 idle_timeout=db.lock_wait_timeout)
+                                                 idle_timeout=_idle_timeout(db, eng))
     if result is None:
         raise DumpError(f"database {db.name}: {verdict.get('why') or pumped.aborted}; nothing was saved")
     log.info("snapshot %s saved: database %s (%s) of service %s: %s dumped, %s added, %s",
@@ -105,6 +108,16 @@ def backup_one(ctx, db: Database, tags: Sequence[str]) -> BackupResult:
              extra=vlog.fields(vlog.SNAPSHOT_SAVED, snapshot_id=result.snapshot_id, database=db.name,
                                service=db.service))
     return result
+
+
+def _idle_timeout(db: Database, eng: ModuleType) -> float:
+    """How long a dump may write nothing: lock_wait_timeout, with room for a tool that bounds lock waits itself.
+
+    pg_dump gives up on a lock after ``--lock-wait-timeout`` and says so;
+    the watchdog is only a backstop there. mariadb-dump and mongodump have
+    no such option: for them the watchdog is the bound.
+    """
+    return db.lock_wait_timeout + (WATCHDOG_MARGIN if eng.BOUNDS_LOCK_WAIT else 0.0)
 
 
 def _judge(db: Database, eng: ModuleType, command: Command, ended: proc.Ended, stream: proc.Stream) -> str | None:

@@ -19,6 +19,9 @@ CHARSET = "--default-character-set=utf8mb4"
 FATAL = re.compile(r"^(?:mariadb-dump|mysqldump|mariadb|mysql): (?:Got error|Couldn't|Error|error)|^ERROR \d+")
 LOCK_TIMEOUT = re.compile(r"Lock wait timeout exceeded", re.IGNORECASE)
 
+#: Whether the dump tool gives up waiting for a lock by itself (else vhbackup's watchdog stops it).
+BOUNDS_LOCK_WAIT = False
+
 CAN_INSPECT = True
 
 

@@ -24,6 +24,9 @@ LOCK_TIMEOUT = re.compile(r"$^")
 ARCHIVE_MAGIC = b"\x6d\xe2\x99\x81"
 
 #: vhbackup cannot inspect a MongoDB server (no shell), so it never assumes a database is empty.
+#: Whether the dump tool gives up waiting for a lock by itself (else vhbackup's watchdog stops it).
+BOUNDS_LOCK_WAIT = False
+
 CAN_INSPECT = False
 
 

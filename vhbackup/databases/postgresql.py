@@ -17,9 +17,12 @@ DUMP_FORMAT_ARGS: tuple[str, ...] = ("-Fc", "-Z0")
 DUMP_SUFFIX = ".dump"
 
 FATAL = re.compile(r"(?:^|: )(?:error|fatal|ERROR|FATAL|PANIC): ")
-LOCK_TIMEOUT = re.compile(r"lock timeout|could not obtain lock", re.IGNORECASE)
+LOCK_TIMEOUT = re.compile(r"lock timeout|could not obtain lock|statement timeout", re.IGNORECASE)
 
 CONNECT_TIMEOUT = "30"
+
+#: Whether the dump tool gives up waiting for a lock by itself (else vhbackup's watchdog stops it).
+BOUNDS_LOCK_WAIT = True
 
 CAN_INSPECT = True
 

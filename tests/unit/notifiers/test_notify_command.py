@@ -201,3 +201,26 @@ def test_test_message_goes_through_every_notifier(smtp, http, policy_factory, tm
 
 def test_event_kinds_are_the_documented_ones():
     assert set(alerts.KINDS) == {"failure", "warning", "success", "test"}
+
+
+def test_env_file_secrets_in_the_journal_are_masked_although_notify_never_loads_the_env_file(http, tmp_path):
+    """notify loads the policy without the repository's credentials; the env file's secrets are secrets still."""
+    from tests.conftest import write_secret
+    from vhbackup.policy import load_policy
+
+    aws = "AKIA-leaked-secret-value-0123456789"
+    write_secret(tmp_path / "restic-password", "p" * 40)
+    env_file = write_secret(tmp_path / "s3.env", f"AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY={aws}")
+    path = tmp_path / "policy.yml"
+    path.write_text(f"repository:\n  url: s3:127.0.0.1/bucket\n  password_file: {tmp_path}/restic-password\n"
+                    f"  env_file: {env_file}\nstate_dir: {tmp_path}/state\npaths: [/etc/hostname]\n"
+                    f"notify:\n  webhook:\n    url: {http.url}/x\n")
+    policy = load_policy(path, repository_credentials=False)
+    assert policy.repository.env == {}
+    entries = crash_entries()
+    entries.insert(1, {"MESSAGE": f"restic: Fatal: s3 said InvalidAccessKeyId for key {aws}", "PRIORITY": "3",
+                       "SYSLOG_IDENTIFIER": "vhbackup", "VHBACKUP_RUN_ID": "20261128-020000-a1b2"})
+    assert run_unit(policy, entries) == 0
+    [post] = http.requests
+    assert aws not in post.body.decode()
+    assert "InvalidAccessKeyId for key ***" in post.body.decode()
