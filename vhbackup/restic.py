@@ -27,7 +27,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Callable, Iterator, Sequence
 
-from vhbackup import proc
+from vhbackup import proc, state
 from vhbackup.errors import (AccessDenied, Interrupted, RepositoryError, RepositoryLocked, RepositoryMissing,
                              RepositoryUnreachable, ResticError, VhError, WrongPassword)
 from vhbackup.policy import Repository
@@ -285,8 +285,7 @@ class Restic:
         """The version detected earlier for this very binary (same path, size and mtime): saves a process."""
         try:
             key = self._version_key()
-            with open(os.path.join(self.repo.cache_dir, "restic-version.json"), encoding="utf-8") as fh:
-                data = json.load(fh)
+            data = state.read_lenient(os.path.join(self.repo.cache_dir, "restic-version.json"))
             if key and data.get("key") == key:
                 return Version(*data["version"])
         except (OSError, ValueError, TypeError, KeyError):
@@ -295,15 +294,11 @@ class Restic:
 
     def _cache_version(self, version: Version) -> None:
         try:
-            key = self._version_key()
-            os.makedirs(self.repo.cache_dir, mode=0o700, exist_ok=True)
-            path = os.path.join(self.repo.cache_dir, "restic-version.json")
-            tmp = f"{path}.{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"key": key, "version": [version.major, version.minor, version.patch]}, fh)
-            os.replace(tmp, path)
+            state.write_json_atomic(os.path.join(self.repo.cache_dir, "restic-version.json"),
+                                    {"key": self._version_key(),
+                                     "version": [version.major, version.minor, version.patch]})
         except OSError:
-            pass
+            pass  # a cache: the next run detects the version again
 
     @property
     def env(self) -> dict[str, str]:

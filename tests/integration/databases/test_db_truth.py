@@ -314,3 +314,25 @@ def test_the_files_failing_while_a_dump_streams_leaves_the_dump_snapshot_whole(e
     assert restored.returncode == 0, restored.stderr
     assert maria_fingerprint(name) == before
     assert maria_exists(name)
+
+
+# --- 9.6 ---------------------------------------------------------------------------------------
+
+def test_a_failed_database_is_critical_after_a_later_files_only_success(env, tmp_path, dbs):
+    """0.1.0 said OK: the newest run succeeded, although the database had not been backed up since it failed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f").write_text("x\n")
+    name = dbs.pgbench("shop")
+    env.write_policy(services={"hub": {"paths": [str(data)], "databases": ["shop"]}}, databases={"shop": _pg(name)})
+    assert env.vh("init").returncode == 0
+    assert env.vh("backup").returncode == 0
+    assert _status(env)[0] == 0
+    path = _script(tmp_path, "pg_dump", "#!/bin/sh\necho 'pg_dump: error: connection to server failed' >&2\nexit 1\n")
+    assert env.vh("backup", env={"PATH": path}).returncode == 1
+    assert env.vh("backup", "--files-only").returncode == 0
+    code, line = _status(env)
+    assert code == 2, line
+    assert "db:shop: backup" in line and "failed" in line and "files:hub" not in line
+    assert env.vh("backup", "--databases-only").returncode == 0
+    assert _status(env)[0] == 0
