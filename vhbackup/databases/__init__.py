@@ -38,7 +38,7 @@ from vhbackup import proc, systemd_notify
 from vhbackup import log as vlog
 from vhbackup.databases import mariadb, mongodb, postgresql
 from vhbackup.databases.common import Command, Connection, connect, error_line, has_fatal, missing_tools
-from vhbackup.errors import DumpError, NotFound, UsageError, VhError
+from vhbackup.errors import DumpError, NotFound, ResticError, UsageError, VhError
 from vhbackup.policy import Database
 from vhbackup.quantities import format_duration, format_size
 from vhbackup.restic import BackupResult, Snapshot
@@ -227,6 +227,9 @@ def restore_all(ctx, steps: Sequence[RestoreStep], db_host: str | None = None, d
             except BaseException:
                 if step.create:
                     _drop_quietly(eng, conn, step.target)
+                else:
+                    log.error("the restore of %s into %s on %s did not complete; that database may hold part of "
+                              "the dump: restore it again", step.db.name, step.target or "its databases", conn.where)
                 raise
         into = f"into {step.target} " if step.target else ""
         log.info("restored database %s from snapshot %s %son %s", step.db.name, step.snapshot.short_id, into,
@@ -248,8 +251,11 @@ def load(ctx, eng: ModuleType, snapshot: Snapshot, path: str, command: Command) 
     dump; otherwise it is stopped before it could take a partial dump for a
     whole one.
     """
-    pumped = ctx.restic.dump(snapshot.id, path, _step(command, eng),
-                             commit=lambda ended, stream: None if stream.bytes else "the dump is empty")
+    try:
+        pumped = ctx.restic.dump(snapshot.id, path, _step(command, eng),
+                                 commit=lambda ended, stream: None if stream.bytes else "the dump is empty")
+    except ResticError as exc:
+        raise type(exc)(f"{exc}; {command.tool} was stopped before the end of the dump") from None
     loader = pumped.consumer
     if pumped.aborted:
         raise DumpError(f"{command.tool} was stopped before the end of the dump ({pumped.aborted}); "
