@@ -261,12 +261,12 @@ def test_backup_as_the_hardened_unit_runs_it_through_the_podman_api_service(env,
     assert env.vh("init").returncode == 0
     web = stack.container("web")
     before = stack.started_at(web)
+    from tests.conftest import ROOT
+    (env.dir / "tmp").mkdir()  # the unit's PrivateTmp=yes: a private, writable /tmp
     script = (f'mount --make-rprivate / && mount --bind "$1" "$1" && mount -o remount,bind,ro / && '
               f'exec setpriv --no-new-privs --inh-caps=-all --bounding-set=-all,+dac_read_search,+fowner '
-              f'env CONTAINER_HOST={podman_service} PYTHONPATH={env.dir.parent.parent} '
+              f'env CONTAINER_HOST={podman_service} PYTHONPATH={ROOT} TMPDIR="$1/tmp" '
               f'/usr/bin/python3 -m vhbackup -c "$2" backup')
-    from tests.conftest import ROOT
-    script = script.replace(f"PYTHONPATH={env.dir.parent.parent}", f"PYTHONPATH={ROOT}")
     result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(env.dir), str(env.policy_file)],
                             capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
