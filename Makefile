@@ -3,7 +3,7 @@ PYTHON := /usr/bin/python3
 RUNTIME_DEPS := restic python3-yaml python3-jinja2 python3-systemd python3-sdnotify
 TEST_DEPS := python3-pytest python3-aiosmtpd rclone postgresql-client mariadb-client postgresql-contrib mariadb-server \
 	debootstrap systemd-container lintian debhelper dh-python python3-setuptools python3-all \
-	bash-completion dpkg-dev man-db
+	bash-completion dpkg-dev man-db podman runc podman-docker
 DEB_BUILD_DEPS := debhelper dh-python python3-setuptools python3-all bash-completion dpkg-dev
 # Benchmark-only: borg for borgmatic (itself pip-installed into a venv by bench/, a contender,
 # not a dependency), the venv module, pgbench and the database clients.

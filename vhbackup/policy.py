@@ -30,6 +30,11 @@ DATABASE_TYPES = ("postgresql", "mariadb", "mongodb")
 NOTIFY_EVENTS = ("failure", "warning", "success")
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 DB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,63}$")
+#: Container, compose service and volume names as Docker and Podman accept them.
+CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+#: Compose project names (docker compose: lower case letters, digits, '_' and '-').
+COMPOSE_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+CONTAINER_ENGINES = ("docker", "podman")
 #: A policy larger than this is refused before it is parsed.
 MAX_POLICY_BYTES = 1 << 20
 #: YAML nodes a policy may expand to, counting every use of an alias: aliases
@@ -100,6 +105,13 @@ class Database:
     service: str = SYSTEM_SERVICE
     #: Seconds the dump waits for a table lock held by another session before it fails.
     lock_wait_timeout: float = DEFAULT_LOCK_WAIT
+    #: The container the tools run in (``container:``), or a compose (project, service); None: on the host.
+    container: str | None = None
+    compose: tuple[str, str] | None = None
+    #: ``exec --user`` inside the container (e.g. postgres where the server trusts only its own user).
+    container_user: str | None = None
+    #: The policy's ``container_engine`` (None: detected).
+    container_engine: str | None = None
 
     @property
     def item(self) -> str:
@@ -116,6 +128,11 @@ class Service:
     stop: bool = True
     #: Paths (a subset of ``paths``) that may be absent without making the backup partial.
     optional_paths: tuple[str, ...] = ()
+    #: Containers stopped around its backup and in-place restore: by name, and compose (project, service).
+    containers: tuple[str, ...] = ()
+    compose: tuple[tuple[str, str], ...] = ()
+    #: Named volumes whose mount points (resolved at run time) are backed up with its paths.
+    volumes: tuple[str, ...] = ()
 
     @property
     def item(self) -> str:
@@ -179,6 +196,8 @@ class Policy:
     verify: VerifySettings = VerifySettings()
     notify: Notify = Notify()
     metrics_file: str | None = None
+    #: ``docker``, ``podman`` or an engine command's absolute path; None: detected when containers are used.
+    container_engine: str | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def service(self, name: str) -> Service:
@@ -454,7 +473,8 @@ def _parse_databases(node: _Node, out: dict) -> None:
         child = m.children[name]
         _identifier(_Node(m.key_nodes[name], child.source, child.key, child.loader), "database name")
         d = child.mapping()
-        d.check_known(("type", "host", "port", "user", "password_file", "names", "options", "lock_wait_timeout"))
+        d.check_known(("type", "host", "port", "user", "password_file", "names", "options", "lock_wait_timeout",
+                       "container", "compose", "container_user"))
         db_type = d.require("type").string()
         if db_type not in DATABASE_TYPES:
             raise d.require("type").error(f"must be one of {', '.join(DATABASE_TYPES)}, got {db_type!r}")
@@ -485,8 +505,71 @@ def _parse_databases(node: _Node, out: dict) -> None:
             port=d.get("port").integer(minimum=1) if d.get("port") else None,
             user=d.get("user").string() if d.get("user") else None,
             password_file=password_file, names=names, options=options, lock_wait_timeout=lock_wait,
+            **_database_container(d),
         ))
     out["databases"] = tuple(databases)
+
+
+def _container_name(node: _Node, what: str = "container name") -> str:
+    value = node.string() if isinstance(node.node, yaml.ScalarNode) else None
+    if value is None or not CONTAINER_NAME.match(value):
+        raise node.error(f"{what} must be letters, digits, '_', '.' or '-' (starting with a letter or digit), "
+                         f"got {_describe(node)}")
+    return value
+
+
+def _compose_project(node: _Node) -> str:
+    value = node.string() if isinstance(node.node, yaml.ScalarNode) else None
+    if value is None or not COMPOSE_PROJECT.match(value):
+        raise node.error(f"a compose project name is lower-case letters, digits, '_' or '-', got {_describe(node)}")
+    return value
+
+
+def _database_container(d: _Map) -> dict:
+    """``container: NAME`` or ``compose: {project: P, service: S}``, and ``container_user``."""
+    values: dict[str, Any] = {}
+    if d.get("container") is not None and d.get("compose") is not None:
+        raise d.get("compose").error("give 'container' or 'compose', not both")
+    if (c := d.get("container")) is not None:
+        values["container"] = _container_name(c)
+    if (c := d.get("compose")) is not None:
+        m = c.mapping()
+        m.check_known(("project", "service"))
+        values["compose"] = (_compose_project(m.require("project")),
+                             _container_name(m.require("service"), "a compose service name"))
+    if (u := d.get("container_user")) is not None:
+        if not values:
+            raise u.error("only for a database with 'container' or 'compose'")
+        values["container_user"] = _container_name(u, "a user name")
+    return values
+
+
+def _service_containers(s: _Map) -> dict:
+    """``containers: [NAME...]``, ``compose: {project: P, services: [S...]}`` and ``volumes: [NAME...]``."""
+    values: dict[str, Any] = {}
+    if (c := s.get("containers")) is not None:
+        values["containers"] = tuple(dict.fromkeys(_container_name(i) for i in c.items()))
+    if (c := s.get("compose")) is not None:
+        m = c.mapping()
+        m.check_known(("project", "services"))
+        project = _compose_project(m.require("project"))
+        services = tuple(dict.fromkeys(_container_name(i, "a compose service name")
+                                       for i in m.require("services").items()))
+        if not services:
+            raise m.require("services").error("list at least one compose service")
+        values["compose"] = tuple((project, svc) for svc in services)
+    if (v := s.get("volumes")) is not None:
+        values["volumes"] = tuple(dict.fromkeys(_container_name(i, "a volume name") for i in v.items()))
+    return values
+
+
+def _container_engine(node: _Node) -> str:
+    value = node.string()
+    if value in CONTAINER_ENGINES:
+        return value
+    if value.startswith("/") and "\0" not in value and os.path.basename(value):
+        return os.path.normpath(value)
+    raise node.error(f"must be docker, podman or the absolute path of one of them, got {value!r}")
 
 
 def _dump_options(node: _Node, db_type: str) -> tuple[str, ...]:
@@ -512,15 +595,16 @@ def _parse_services(node: _Node, out: dict) -> None:
         if name == SYSTEM_SERVICE:
             raise key_node.error(f"'{SYSTEM_SERVICE}' is reserved for the top-level paths and databases")
         s = child.mapping()
-        s.check_known(("paths", "databases", "units", "stop"))
+        s.check_known(("paths", "databases", "units", "stop", "containers", "compose", "volumes"))
         paths, optional = _path_list(s.get("paths")) if s.get("paths") else ((), ())
         dbs = tuple(_identifier(i, "database name") for i in s.get("databases").items()) if s.get("databases") else ()
         units = s.get("units").strings() if s.get("units") else ()
         stop = s.get("stop").boolean() if s.get("stop") else True
-        if not paths and not dbs:
-            raise child.error("a service needs 'paths' or 'databases'")
+        in_containers = _service_containers(s)
+        if not paths and not dbs and not in_containers.get("volumes"):
+            raise child.error("a service needs 'paths', 'volumes' or 'databases'")
         services.append(Service(name=name, paths=paths, databases=dbs, units=units, stop=stop,
-                                optional_paths=optional))
+                                optional_paths=optional, **in_containers))
         out.setdefault("_service_db_nodes", {})[name] = s.get("databases")
     out["services"] = tuple(services)
 
@@ -652,6 +736,7 @@ _SECTIONS: dict[str, Callable[[_Node, dict], None]] = {
     "verify": _parse_verify,
     "notify": _parse_notify,
     "metrics_file": _scalar("metrics_file", _absolute_path),
+    "container_engine": _scalar("container_engine", _container_engine),
 }
 
 
@@ -670,7 +755,8 @@ def _link_databases(out: dict) -> None:
                 raise item.error(f"database {db_name!r} already belongs to service '{owner[db_name]}'")
             owner[db_name] = svc.name
     out["databases"] = tuple(
-        Database(**{**db.__dict__, "service": owner.get(db.name, SYSTEM_SERVICE)})
+        Database(**{**db.__dict__, "service": owner.get(db.name, SYSTEM_SERVICE),
+                    "container_engine": out.get("container_engine")})
         for db in databases.values()
     )
 

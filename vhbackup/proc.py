@@ -82,6 +82,9 @@ class Step:
     missing_hint: str | None = None
     #: Signal the child gets if the vhbackup thread that started it dies.
     death_signal: int | None = None
+    #: Called before the child is stopped early (an exec client whose signal would not reach the tool
+    #: it runs inside a container: this stops that tool, and the client then ends by itself).
+    on_stop: Callable[[], None] | None = field(default=None, compare=False)
 
     @property
     def tool(self) -> str:
@@ -186,6 +189,9 @@ def _executable(name: str, env: Mapping[str, str], hint: str | None) -> str:
 
 
 _live: dict[int, tuple[subprocess.Popen, int]] = {}
+#: Children with an ``on_stop`` hook, kept until their pump ends (also when the child itself is gone:
+#: the tool it started inside a container may still run).
+_on_stop: dict[int, tuple[subprocess.Popen, Callable[[], None]]] = {}
 _live_lock = threading.Lock()
 _cancelled = threading.Event()
 
@@ -193,7 +199,7 @@ _cancelled = threading.Event()
 def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None, missing_hint: str | None = None,
           stdin: int | IO | None = None, stdout: int | IO | None = None, stderr: int | IO | None = PIPE,
           pass_fds: Iterable[int] = (), text: bool = False, stop_signal: int = signal.SIGTERM,
-          death_signal: int | None = None) -> subprocess.Popen:
+          death_signal: int | None = None, on_stop: Callable[[], None] | None = None) -> subprocess.Popen:
     """Start ``argv`` and return the Popen; the caller waits for it (``stop`` ends it early)."""
     argv = [str(a) for a in argv]
     full_env = child_env(env)
@@ -211,12 +217,31 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None, missing_
         for pid in [p for p, (proc, _) in _live.items() if proc.returncode is not None]:
             del _live[pid]
         _live[process.pid] = (process, stop_signal)
+        if on_stop is not None:
+            _on_stop[process.pid] = (process, on_stop)
     return process
+
+
+def _stop_hook(process: subprocess.Popen, grace: float) -> bool:
+    """Run the child's ``on_stop`` hook, if it has one; True when the child then ended within ``grace``."""
+    with _live_lock:
+        _, hook = _on_stop.pop(process.pid, (None, None))
+    if hook is None:
+        return False
+    try:
+        hook()
+    except Exception as exc:  # noqa: BLE001 - stopping goes on with the signal
+        log.warning("could not stop %s cleanly: %s", process.args[0] if process.args else "a child", exc)
+    try:
+        process.wait(timeout=grace)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def stop(process: subprocess.Popen, signum: int = signal.SIGTERM, grace: float = STOP_GRACE) -> None:
     """End a child we are abandoning, if it still runs: ``signum``, then SIGKILL after ``grace`` seconds."""
-    if process.poll() is not None:
+    if _stop_hook(process, grace) or process.poll() is not None:
         return
     try:
         process.send_signal(signum)
@@ -231,6 +256,10 @@ def stop(process: subprocess.Popen, signum: int = signal.SIGTERM, grace: float =
 def stop_all() -> None:
     """Stop every child still running (an interrupt is unwinding the run); pumps refuse to commit after this."""
     _cancelled.set()
+    with _live_lock:
+        hooked = [p for p, _ in _on_stop.values()]
+    for process in hooked:
+        _stop_hook(process, STOP_GRACE)
     with _live_lock:
         children = [(p, s) for p, s in _live.values() if p.poll() is None]
     for process, signum in children:
@@ -368,13 +397,15 @@ def pump(producer: Step, consumer: Step | None, *,
     threads: list[threading.Thread] = []
     cons = None
     prod = spawn(producer.argv, env=producer.env, missing_hint=producer.missing_hint, stdin=DEVNULL,
-                 stdout=PIPE, stderr=PIPE, stop_signal=producer.stop_signal, death_signal=producer.death_signal)
+                 stdout=PIPE, stderr=PIPE, stop_signal=producer.stop_signal, death_signal=producer.death_signal,
+                 on_stop=producer.on_stop)
     try:
         threads.append(_drain_thread(prod.stderr, tail_p, None))
         if consumer is not None:
             cons = spawn(consumer.argv, env=consumer.env, missing_hint=consumer.missing_hint, stdin=PIPE,
                          stdout=PIPE if on_consumer_line else DEVNULL, stderr=PIPE,
-                         stop_signal=consumer.stop_signal, death_signal=consumer.death_signal)
+                         stop_signal=consumer.stop_signal, death_signal=consumer.death_signal,
+                         on_stop=consumer.on_stop)
             _enlarge(cons.stdin.fileno())
             consumer_stderr = _drain_thread(cons.stderr, tail_c, on_consumer_stderr, cons, consumer.stop_signal)
             if on_consumer_line:
@@ -416,6 +447,10 @@ def pump(producer: Step, consumer: Step | None, *,
         _close(prod.stdout)
         if cons is not None:
             _close(cons.stdin)
+        with _live_lock:
+            _on_stop.pop(prod.pid, None)
+            if cons is not None:
+                _on_stop.pop(cons.pid, None)
 
 
 class _Watchdog:

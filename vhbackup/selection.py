@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from vhbackup.containers import Ref
 from vhbackup.errors import UsageError
 from vhbackup.policy import DB_NAME, IDENTIFIER, SYSTEM_SERVICE, Database, Policy, Service
 
@@ -21,6 +22,8 @@ class Selection:
     databases: tuple[Database, ...] = ()
     #: systemd units to stop around the work (services with ``stop: true``), in policy order.
     units: tuple[str, ...] = ()
+    #: containers to stop after the units (services with ``stop: true``), in policy order.
+    containers: tuple[Ref, ...] = ()
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -53,6 +56,17 @@ class Selection:
             lines.append(f"stopping and restarting: {', '.join(self.units)}")
         return lines
 
+    @property
+    def database_containers(self) -> tuple[Ref, ...]:
+        """The containers the selected databases run in (they must keep running)."""
+        refs = []
+        for db in self.databases:
+            if db.container:
+                refs.append(Ref(name=db.container))
+            elif db.compose:
+                refs.append(Ref(project=db.compose[0], service=db.compose[1]))
+        return tuple(dict.fromkeys(refs))
+
 
 def service_names(policy: Policy, names: Sequence[str]) -> list[str]:
     """Validate ``--service`` arguments against the policy (exit 2 on a bad one)."""
@@ -74,6 +88,17 @@ def database_names(policy: Policy, names: Sequence[str]) -> list[str]:
         if name not in known:
             raise UsageError(f"unknown database {name!r}; the policy defines: {', '.join(known) or 'none'}")
     return list(dict.fromkeys(names))
+
+
+def _containers(policy: Policy, names: Sequence[str]) -> tuple[Ref, ...]:
+    refs: list[Ref] = []
+    for name in names:
+        if name == SYSTEM_SERVICE:
+            continue
+        svc = policy.service(name)
+        if svc.stop:
+            refs += [Ref(name=c) for c in svc.containers] + [Ref(project=p, service=s) for p, s in svc.compose]
+    return tuple(dict.fromkeys(refs))
 
 
 def _units(policy: Policy, names: Sequence[str]) -> tuple[str, ...]:
@@ -100,7 +125,8 @@ def for_backup(policy: Policy, services: Sequence[str] = (), files: bool = True,
         file_sets = tuple(policy.file_sets())
         databases = policy.databases
     return Selection(file_sets=file_sets if files else (), databases=databases if dbs else (),
-                     units=_units(policy, [s.name for s in chosen]))
+                     units=_units(policy, [s.name for s in chosen]),
+                     containers=_containers(policy, [s.name for s in chosen]))
 
 
 def for_restore(policy: Policy, services: Sequence[str] = (), databases: Sequence[str] = (),
@@ -138,4 +164,6 @@ def for_restore(policy: Policy, services: Sequence[str] = (), databases: Sequenc
     owners = [fs.name for fs in file_sets] if files_in_place else []
     if databases_in_place and not into_database:
         owners += [db.service for db in chosen_dbs]
-    return Selection(file_sets=file_sets, databases=chosen_dbs, units=_units(policy, list(dict.fromkeys(owners))))
+    owners = list(dict.fromkeys(owners))
+    return Selection(file_sets=file_sets, databases=chosen_dbs, units=_units(policy, owners),
+                     containers=_containers(policy, owners))

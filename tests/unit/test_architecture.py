@@ -25,7 +25,8 @@ LAYERS = [
     {"vhbackup.restic", "vhbackup.backend", "vhbackup.runs", "vhbackup.retention", "vhbackup.treediff"},
     # 3: sources: files, database dumps, units, scratch space
     {"vhbackup.files", "vhbackup.databases", "vhbackup.databases.common", "vhbackup.databases.postgresql",
-     "vhbackup.databases.mariadb", "vhbackup.databases.mongodb", "vhbackup.service_units", "vhbackup.scratch"},
+     "vhbackup.databases.mariadb", "vhbackup.databases.mongodb", "vhbackup.service_units", "vhbackup.scratch",
+     "vhbackup.containers", "vhbackup.databases.runner", "vhbackup.container_check"},
     # 4: selection and plan
     {"vhbackup.selection", "vhbackup.prechecks", "vhbackup.jobs", "vhbackup.context"},
     # 5: the command line

@@ -306,7 +306,7 @@ def test_relative_paths_are_refused(tmp_path, pw, section, line, key):
 
 def test_service_needs_paths_or_databases(tmp_path, pw):
     path = write(tmp_path, repo(pw) + "services:\n  hub: {}\n")
-    assert "needs 'paths' or 'databases'" in str(error_of(path))
+    assert "needs 'paths', 'volumes' or 'databases'" in str(error_of(path))
 
 
 def test_credentials_directory_wins_over_password_file(tmp_path, pw, monkeypatch):

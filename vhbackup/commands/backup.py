@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from vhbackup import backend, databases, files, jobs, lock, outcome, prechecks, selection, service_units, state
+from vhbackup import backend, containers, databases, files, jobs, lock, outcome, prechecks, selection, service_units, state
 from vhbackup.context import Context
 from vhbackup.errors import EXIT_OK, EXIT_PARTIAL, RepositoryLocked, VhError
 from vhbackup.urls import display_url
@@ -37,14 +37,20 @@ def add_arguments(parser) -> None:
 
 
 def run(ctx: Context, args) -> int:
-    chosen = selection.for_backup(ctx.policy, args.service, files=not args.databases_only,
+    policy = containers.with_volumes(ctx.policy, args.service) if not args.databases_only else ctx.policy
+    chosen = selection.for_backup(policy, args.service, files=not args.databases_only,
                                   dbs=not args.files_only)
+    engine = containers.detect(ctx.policy.container_engine) if chosen.containers else None
     if not chosen:
         raise VhError("nothing to back up: the policy (or the --service selection) has no paths and no databases")
     if ctx.dry_run:
         print(f"dry run: would back up to {display_url(ctx.policy.repository.url)} as run {ctx.run_id}:")
         for line in chosen.describe():
             print(f"  {line}")
+        if chosen.containers:
+            running = service_units.running_containers(engine, chosen.containers, chosen.database_containers)
+            print(f"  stopping and restarting containers ({engine}): "
+                  f"{', '.join(c.name for c in running) or 'none (none of them is running)'}")
         for path in chosen.paths:
             problem = files.path_problem(path, ctx.policy.exclude)
             if problem:
@@ -56,7 +62,8 @@ def run(ctx: Context, args) -> int:
         record.databases = [db.name for db in chosen.databases]
         service_units.restart_left_over(ctx.policy.state_dir)
         prechecks.before_backup(ctx, chosen)
-        with service_units.stopped(chosen.units, ctx.policy.state_dir):
+        with service_units.stopped(chosen.units, ctx.policy.state_dir, chosen.containers, engine,
+                                   chosen.database_containers):
             done = jobs.run(_jobs(ctx, chosen), ctx.policy.concurrency)
         failures = _collect(chosen, done, record)
         if record.snapshot_ids and not args.no_verify:

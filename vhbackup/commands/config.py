@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vhbackup import files
+from vhbackup import container_check, files
 from vhbackup.context import Context
 from vhbackup.urls import display_url
 
@@ -28,6 +28,7 @@ def run(ctx: Context, args) -> int:
             parts.append("databases " + ", ".join(svc.databases))
         if svc.units:
             parts.append(("stops " if svc.stop else "units ") + ", ".join(svc.units))
+        parts += container_check.describe_service(svc)
         print(f"  service {svc.name}: {'; '.join(parts)}")
     for db in p.databases:
         names = "all" if db.names is None else ", ".join(db.names)
@@ -45,6 +46,7 @@ def run(ctx: Context, args) -> int:
             if problem and path not in fs.optional_paths:
                 warnings.append(f"{problem}: a backup now would be partial (mark it 'optional: true' if "
                                 f"it may be absent)")
+    warnings += container_check.problems(p)
     for warning in warnings:
         print(f"  warning: {warning}")
     return 0

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 
-from vhbackup import databases, lock, outcome, runs, selection, service_units, state
+from vhbackup import containers, databases, lock, outcome, runs, selection, service_units, state
 from vhbackup.context import Context
 from vhbackup.errors import EXIT_OK, NotFound, UsageError, VhError
 from vhbackup.policy import Policy
@@ -69,9 +69,13 @@ def run(ctx: Context, args) -> int:
     target = resolve_target(args.target)
     if args.target is not None and target is None:
         log.warning("--target %s is the root directory: this is an in-place restore", args.target)
-    chosen = selection.for_restore(ctx.policy, args.service, args.database, args.files_only, args.databases_only,
+    files_wanted = not args.databases_only and not (args.database and not args.service)
+    policy = containers.with_volumes(ctx.policy, args.service, create=target is None and not ctx.dry_run,
+                                     missing_ok=ctx.dry_run) if files_wanted else ctx.policy
+    chosen = selection.for_restore(policy, args.service, args.database, args.files_only, args.databases_only,
                                    args.into_database, files_in_place=target is None,
                                    databases_in_place=not args.db_host)
+    engine = containers.detect(ctx.policy.container_engine) if chosen.containers else None
     services = chosen.services
     dbs = tuple(db.name for db in chosen.databases)
     all_runs = runs.group(ctx.restic.snapshots())
@@ -82,13 +86,14 @@ def run(ctx: Context, args) -> int:
             dbs = tuple(d for d in dbs if d in run_.databases)
             chosen = selection.Selection(
                 file_sets=tuple(fs for fs in chosen.file_sets if fs.name in services),
-                databases=tuple(db for db in chosen.databases if db.name in dbs), units=chosen.units)
+                databases=tuple(db for db in chosen.databases if db.name in dbs), units=chosen.units,
+                containers=chosen.containers)
         if not run_.has(services, dbs) or not (services or dbs):
             raise NotFound(f"run {run_.id} does not hold {', '.join([*services, *dbs]) or 'anything requested'}; "
                            f"it has: {', '.join([*run_.services, *run_.databases]) or 'nothing'}")
     else:
         run_ = runs.latest(all_runs, services, dbs)
-    includes = runs.includes(ctx.policy, run_, services)
+    includes = runs.includes(policy, run_, services)
     _describe(ctx, run_, services, dbs, target, includes)
     if ctx.dry_run:
         return EXIT_OK
@@ -101,7 +106,8 @@ def run(ctx: Context, args) -> int:
         record.snapshot_ids = [s.id for s in run_.snapshots]
         record.details["run"] = run_.id
         service_units.restart_left_over(ctx.policy.state_dir)
-        with service_units.stopped(chosen.units, ctx.policy.state_dir):
+        with service_units.stopped(chosen.units, ctx.policy.state_dir, chosen.containers, engine,
+                                   chosen.database_containers):
             if services:
                 if target:
                     _make_target(target)

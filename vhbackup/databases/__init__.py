@@ -37,7 +37,7 @@ from typing import Callable, Sequence
 from vhbackup import proc, systemd_notify
 from vhbackup import log as vlog
 from vhbackup.databases import mariadb, mongodb, postgresql
-from vhbackup.databases.common import Command, Connection, connect, error_line, has_fatal, missing_tools
+from vhbackup.databases.common import Command, Connection, connect, error_line, has_fatal
 from vhbackup.errors import DumpError, NotFound, ResticError, UsageError, VhError
 from vhbackup.policy import Database
 from vhbackup.quantities import format_duration, format_size
@@ -57,8 +57,11 @@ def engine(db: Database) -> ModuleType:
 # --- tools ---------------------------------------------------------------------
 
 
-def _require(tools: list[tuple[str, ...]], eng: ModuleType, purpose: str) -> None:
-    missing = missing_tools(tools)
+def _require(conn: Connection, tools: list[tuple[str, ...]], eng: ModuleType, purpose: str) -> None:
+    missing = conn.runner.missing(tools)
+    if missing and conn.runner.in_container:
+        raise VhError(f"{missing[0]}: command not found{conn.runner.where}, needed to {purpose}; use an image "
+                      f"that has it, or dump from the host through a published port")
     if missing:
         raise VhError(f"{missing[0]}: command not found, needed to {purpose}; {_install(eng)}")
 
@@ -68,14 +71,15 @@ def _install(eng: ModuleType) -> str:
 
 
 def check_tools(databases: Sequence[Database]) -> None:
-    """Every dump tool the databases need is on PATH, or one line naming the package."""
+    """Every dump tool the databases need is installed where it runs (its container is running), or one line."""
     for db in databases:
         eng = engine(db)
-        _require(eng.dump_tools(db), eng, f"dump database {db.name}")
+        with connect(db) as conn:
+            _require(conn, eng.dump_tools(db), eng, f"dump database {db.name}")
 
 
-def _step(command: Command, eng: ModuleType) -> proc.Step:
-    return proc.Step(command.argv, env=command.env, stop_signal=signal.SIGTERM, missing_hint=_install(eng))
+def _step(command: Command, eng: ModuleType, conn: Connection) -> proc.Step:
+    return conn.runner.step(command, missing_hint=_install(eng), stop_signal=signal.SIGTERM)
 
 
 # --- backup --------------------------------------------------------------------
@@ -92,12 +96,12 @@ def backup_one(ctx, db: Database, tags: Sequence[str]) -> BackupResult:
         verdict: dict[str, str] = {}
 
         def commit(ended: proc.Ended, stream: proc.Stream) -> str | None:
-            why = _judge(db, eng, command, ended, stream)
+            why = _judge(db, eng, command, conn.runner.ended(ended), stream)
             if why:
                 verdict["why"] = why
             return why
 
-        producer = _step(command, eng)
+        producer = _step(command, eng, conn)
         result, pumped = ctx.restic.stdin_backup(filename, db_tags, producer, commit, job=db.item,
                                                  idle_timeout=_idle_timeout(db, eng))
     if result is None:
@@ -177,8 +181,8 @@ def plan_restore(ctx, run, databases: Sequence[Database], into: str | None, yes:
             raise NotFound(f"run {run.id} holds no dump of database {db.name}; see 'vhbackup restore --list'")
         eng = engine(db)
         path = dump_path(snapshot)
-        _require(eng.restore_tools(path), eng, f"restore database {db.name}")
         with connect(db, db_host, db_port) as conn:
+            _require(conn, eng.restore_tools(path), eng, f"restore database {db.name}")
             steps.append(_plan_one(eng, conn, db, snapshot, path, into, yes))
     return steps
 
@@ -223,7 +227,7 @@ def restore_all(ctx, steps: Sequence[RestoreStep], db_host: str | None = None, d
                 eng.create(conn, step.target)
             try:
                 load(ctx, eng, step.snapshot, step.path,
-                     eng.restore_command(step.path, conn, step.target, step.source))
+                     eng.restore_command(step.path, conn, step.target, step.source), conn)
             except BaseException:
                 if step.create:
                     _drop_quietly(eng, conn, step.target)
@@ -244,7 +248,7 @@ def _drop_quietly(eng: ModuleType, conn: Connection, name: str) -> None:
         log.warning("could not remove the half-restored database %s: %s; drop it by hand", name, exc)
 
 
-def load(ctx, eng: ModuleType, snapshot: Snapshot, path: str, command: Command) -> None:
+def load(ctx, eng: ModuleType, snapshot: Snapshot, path: str, command: Command, conn: Connection) -> None:
     """restic dump | restore tool, without a temporary file; raises DumpError naming the tool's error.
 
     The tool sees the end of its input only when restic delivered the whole
@@ -252,11 +256,11 @@ def load(ctx, eng: ModuleType, snapshot: Snapshot, path: str, command: Command) 
     whole one.
     """
     try:
-        pumped = ctx.restic.dump(snapshot.id, path, _step(command, eng),
+        pumped = ctx.restic.dump(snapshot.id, path, _step(command, eng, conn),
                                  commit=lambda ended, stream: None if stream.bytes else "the dump is empty")
     except ResticError as exc:
         raise type(exc)(f"{exc}; {command.tool} was stopped before the end of the dump") from None
-    loader = pumped.consumer
+    loader = conn.runner.ended(pumped.consumer)
     if pumped.aborted:
         raise DumpError(f"{command.tool} was stopped before the end of the dump ({pumped.aborted}); "
                         f"the target may hold part of the data: restore again")
@@ -298,15 +302,15 @@ def scratch_restore(ctx, snapshot: Snapshot, db: Database, scratch_name: str,
         raise UsageError(f"the scratch database may not be {scratch_name}, which database {db.name} backs up")
     if eng.is_whole_server(path):
         return _count_create_table(ctx, snapshot, path)
-    _require(eng.restore_tools(path), eng, f"restore database {db.name}")
     with connect(db) as conn:
+        _require(conn, eng.restore_tools(path), eng, f"restore database {db.name}")
         if eng.exists(conn, scratch_name):
             raise VhError(f"the scratch database {scratch_name} already exists on {conn.where}; drop it first")
         eng.create(conn, scratch_name)
         created()
         source = db.names[0] if db.names else None
         try:
-            load(ctx, eng, snapshot, path, eng.restore_command(path, conn, scratch_name, source))
+            load(ctx, eng, snapshot, path, eng.restore_command(path, conn, scratch_name, source), conn)
             return eng.table_count(conn, scratch_name)
         except VhError as exc:
             raise VhError(f"snapshot {snapshot.short_id} of database {db.name} did not load: {exc}") from None

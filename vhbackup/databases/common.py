@@ -8,9 +8,10 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
-from vhbackup import credentials, proc
+from vhbackup import containers, credentials, proc
+from vhbackup.databases.runner import HOST, Command, Runner
 from vhbackup.errors import DumpError, VhError
 from vhbackup.policy import Database
 
@@ -24,11 +25,13 @@ class Connection:
     user: str | None
     password: str | None = field(default=None, repr=False)
     private_dir: str | None = None
+    #: Where the tools run: the host, or the database's container.
+    runner: Runner = HOST
 
     @property
     def where(self) -> str:
         host = self.host or "the local socket"
-        return f"{host}:{self.port}" if self.port else host
+        return (f"{host}:{self.port}" if self.port else host) + self.runner.where
 
     def secret_file(self, name: str, text: str) -> str:
         """Write ``text`` once to a 0600 file in the private directory, which goes when the connection ends."""
@@ -42,40 +45,36 @@ class Connection:
         return path
 
 
-@dataclass(frozen=True)
-class Command:
-    """A child process to start: argv (never a secret in it) and extra environment."""
-
-    argv: tuple[str, ...]
-    env: dict[str, str] = field(default_factory=dict, repr=False)
-
-    @property
-    def tool(self) -> str:
-        return os.path.basename(self.argv[0])
-
-
 @contextmanager
 def connect(db: Database, host: str | None = None, port: int | None = None) -> Iterator[Connection]:
     """A Connection for ``db`` (optionally to another server), removing its option files afterwards."""
     password = credentials.read_secret(db.password_file) if db.password_file else None
     if password is not None and "\n" in password:
         raise VhError(f"the password in {db.password_file} spans several lines; put it on one line")
+    runner = runner_for(db)
     private_dir = tempfile.mkdtemp(prefix="vhbackup-db-")
     try:
         yield Connection(host=host or db.host, port=port or db.port, user=db.user, password=password,
-                         private_dir=private_dir)
+                         private_dir=private_dir, runner=runner)
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)
 
 
-def first_available(names: Sequence[str]) -> str:
-    """The first of ``names`` on PATH, or the first name (so the error names the usual tool)."""
-    return next((n for n in names if shutil.which(n)), names[0])
+def runner_for(db: Database) -> Runner:
+    """The host, or the running container of ``db`` (one-line error when it is missing or stopped)."""
+    ref = container_ref(db)
+    if ref is None:
+        return HOST
+    engine = containers.detect(db.container_engine)
+    return Runner(engine, containers.running_one(engine, ref).name, db.container_user)
 
 
-def missing_tools(names: Iterable[Sequence[str]]) -> list[str]:
-    """Of each group of alternatives (e.g. mariadb-dump or mysqldump), the ones with none on PATH."""
-    return [group[0] for group in names if not any(shutil.which(n) for n in group)]
+def container_ref(db: Database) -> containers.Ref | None:
+    if db.container:
+        return containers.Ref(name=db.container)
+    if db.compose:
+        return containers.Ref(project=db.compose[0], service=db.compose[1])
+    return None
 
 
 def error_line(lines: Sequence[str], fatal: re.Pattern) -> str | None:
@@ -91,9 +90,9 @@ def has_fatal(lines: Sequence[str], fatal: re.Pattern) -> bool:
     return any(fatal.search(ln) for ln in lines)
 
 
-def query(argv: Sequence[str], env: dict[str, str], what: str, conn: Connection, fatal: re.Pattern) -> str:
-    """Run a client tool for a small query; its stdout, or a one-line DumpError."""
-    result = proc.run(argv, env=env, timeout=120)
+def query(command: Command, what: str, conn: Connection, fatal: re.Pattern) -> str:
+    """Run a client tool for a small query (where the connection's tools run); its stdout, or a DumpError."""
+    result = conn.runner.run(command, timeout=120)
     if result.returncode != 0:
         line = error_line(result.stderr.splitlines(), fatal) or proc.describe_exit(result.returncode)
         raise DumpError(f"could not {what} on {conn.where}: {line}")

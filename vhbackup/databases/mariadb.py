@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from vhbackup.databases.common import Command, Connection, first_available, query, sql_literal
+from vhbackup.databases.common import Command, Connection, query, sql_literal
 from vhbackup.policy import Database
 
 INSTALL_HINT = "apt install mariadb-client"
@@ -45,9 +45,13 @@ def restore_tools(path: str) -> list[tuple[str, ...]]:
 
 
 def _client_args(conn: Connection) -> list[str]:
-    """--defaults-extra-file must come first; the password lives only in that 0600 file."""
+    """--defaults-extra-file must come first; the password lives only in that 0600 file.
+
+    Inside a container no host file can be read: the password goes as MYSQL_PWD instead (``_secrets``),
+    which the engine copies into the tool's environment from the exec client's.
+    """
     args = []
-    if conn.password is not None:
+    if conn.password is not None and not conn.runner.in_container:
         escaped = conn.password.replace("\\", "\\\\").replace('"', '\\"')
         args.append("--defaults-extra-file=" + conn.secret_file("client.cnf", f'[client]\npassword="{escaped}"\n'))
     args.append(CHARSET)
@@ -62,6 +66,10 @@ def _client_args(conn: Connection) -> list[str]:
     return args
 
 
+def _secrets(conn: Connection) -> dict[str, str]:
+    return {"MYSQL_PWD": conn.password} if conn.password is not None and conn.runner.in_container else {}
+
+
 def dump_command(db: Database, conn: Connection) -> Command:
     if db.names is None:
         which = ["--all-databases"]
@@ -69,7 +77,8 @@ def dump_command(db: Database, conn: Connection) -> Command:
         which = ["--databases", *db.names]
     else:
         which = [db.names[0]]
-    return Command((first_available(DUMP_TOOLS), *_client_args(conn), *DUMP_ARGS, *db.options, *which))
+    return Command((conn.runner.first_available(DUMP_TOOLS), *_client_args(conn), *DUMP_ARGS, *db.options, *which),
+                   secrets=_secrets(conn))
 
 
 def incomplete(path: str, head: bytes, tail: bytes) -> str | None:
@@ -78,14 +87,15 @@ def incomplete(path: str, head: bytes, tail: bytes) -> str | None:
 
 
 def restore_command(path: str, conn: Connection, target: str | None, source: str | None = None) -> Command:
-    argv = [first_available(CLIENT_TOOLS), *_client_args(conn)]
+    argv = [conn.runner.first_available(CLIENT_TOOLS), *_client_args(conn)]
     if not is_whole_server(path):
         argv.append(target)
-    return Command(tuple(argv))
+    return Command(tuple(argv), secrets=_secrets(conn))
 
 
 def _sql(conn: Connection, sql: str, what: str) -> str:
-    return query([first_available(CLIENT_TOOLS), *_client_args(conn), "-N", "-B", "-e", sql], {}, what, conn, FATAL)
+    argv = (conn.runner.first_available(CLIENT_TOOLS), *_client_args(conn), "-N", "-B", "-e", sql)
+    return query(Command(argv, secrets=_secrets(conn)), what, conn, FATAL)
 
 
 def exists(conn: Connection, name: str) -> bool:

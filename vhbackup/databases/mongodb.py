@@ -51,6 +51,9 @@ def restore_tools(path: str) -> list[tuple[str, ...]]:
 def _client_args(conn: Connection) -> list[str]:
     """The password goes in a 0600 --config file (YAML), never on the command line."""
     args = []
+    if conn.password is not None and conn.runner.in_container:
+        raise VhError("a MongoDB database in a container cannot take a password_file (its tools read it only "
+                      "from a file); connect from the host to the container's published port instead")
     if conn.password is not None:
         args.append("--config=" + conn.secret_file("mongo.yaml", f"password: {json.dumps(conn.password)}\n"))
     if conn.host:

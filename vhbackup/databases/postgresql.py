@@ -46,10 +46,15 @@ def restore_tools(path: str) -> list[tuple[str, ...]]:
 
 
 def _env(conn: Connection) -> dict[str, str]:
-    env = {"PGCONNECT_TIMEOUT": CONNECT_TIMEOUT, "PGAPPNAME": "vhbackup"}
-    if conn.password is not None:
-        env["PGPASSWORD"] = conn.password
-    return env
+    return {"PGCONNECT_TIMEOUT": CONNECT_TIMEOUT, "PGAPPNAME": "vhbackup"}
+
+
+def _secrets(conn: Connection) -> dict[str, str]:
+    return {"PGPASSWORD": conn.password} if conn.password is not None else {}
+
+
+def _command(argv: tuple[str, ...], conn: Connection) -> Command:
+    return Command(argv, _env(conn), _secrets(conn))
 
 
 def _server_args(conn: Connection) -> list[str]:
@@ -67,8 +72,8 @@ def dump_command(db: Database, conn: Connection) -> Command:
     """pg_dump gives up on a table lock after ``lock_wait_timeout`` (it waits for ever by default)."""
     wait = f"--lock-wait-timeout={int(db.lock_wait_timeout * 1000)}"
     if db.names is None:
-        return Command(("pg_dumpall", *_server_args(conn), wait, *db.options), _env(conn))
-    return Command(("pg_dump", *_server_args(conn), *DUMP_FORMAT_ARGS, wait, *db.options, db.names[0]), _env(conn))
+        return _command(("pg_dumpall", *_server_args(conn), wait, *db.options), conn)
+    return _command(("pg_dump", *_server_args(conn), *DUMP_FORMAT_ARGS, wait, *db.options, db.names[0]), conn)
 
 
 def incomplete(path: str, head: bytes, tail: bytes) -> str | None:
@@ -83,17 +88,17 @@ def incomplete(path: str, head: bytes, tail: bytes) -> str | None:
 def restore_command(path: str, conn: Connection, target: str | None, source: str | None = None) -> Command:
     """The tool that loads the dump at ``path`` (a snapshot file name) into ``target``."""
     if is_whole_server(path):
-        return Command(("psql", "-X", "-q", *_server_args(conn), "-d", "postgres"), _env(conn))
+        return _command(("psql", "-X", "-q", *_server_args(conn), "-d", "postgres"), conn)
     if path.endswith(".sql"):
-        return Command(("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", *_server_args(conn),
-                        "-d", target), _env(conn))
-    return Command(("pg_restore", *_server_args(conn), "--clean", "--if-exists", "--single-transaction",
-                    "--exit-on-error", "-d", target), _env(conn))
+        return _command(("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", *_server_args(conn),
+                         "-d", target), conn)
+    return _command(("pg_restore", *_server_args(conn), "--clean", "--if-exists", "--single-transaction",
+                     "--exit-on-error", "-d", target), conn)
 
 
 def _psql(conn: Connection, sql: str, what: str, database: str = "postgres") -> str:
-    argv = ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", *_server_args(conn), "-d", database, "-c", sql]
-    return query(argv, _env(conn), what, conn, FATAL)
+    argv = ("psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", *_server_args(conn), "-d", database, "-c", sql)
+    return query(_command(argv, conn), what, conn, FATAL)
 
 
 def exists(conn: Connection, name: str) -> bool:

@@ -28,7 +28,7 @@ def test_pg_dump_is_custom_format_with_options_last_and_password_only_in_env(tmp
         cmd = postgresql.dump_command(db, conn)
     assert cmd.argv == ("pg_dump", "-w", "-h", "127.0.0.1", "-p", "5433", "-U", "backup", "-Fc", "-Z0",
                         "--lock-wait-timeout=300000", "--exclude-table=logs", "hubdb")
-    assert cmd.env["PGPASSWORD"] == "s3cret"
+    assert cmd.secrets["PGPASSWORD"] == "s3cret" and "PGPASSWORD" not in cmd.env
     assert postgresql.stdin_filename(db) == "postgresql-hub.dump"
 
 
@@ -40,7 +40,7 @@ def test_pg_names_all_uses_pg_dumpall_and_psql():
         path = postgresql.stdin_filename(db)
         assert path == "postgresql-cluster.all.sql" and postgresql.is_whole_server(path)
         assert postgresql.restore_command("/" + path, conn, None).argv[0] == "psql"
-        assert "PGPASSWORD" not in postgresql.dump_command(db, conn).env
+        assert "PGPASSWORD" not in postgresql.dump_command(db, conn).secrets
     assert postgresql.restore_tools("/postgresql-hub.dump") == [("pg_restore",), ("psql",)]
 
 
