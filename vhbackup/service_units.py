@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from vhbackup import containers, proc, state
 from vhbackup.errors import VhError
@@ -140,7 +138,7 @@ def stopped(units: Sequence[str], state_dir: str | None = None, refs: Sequence[c
         yield
     finally:
         if to_start or boxes_to_start:
-            with _signals_deferred():
+            with proc.signals_deferred():
                 failed_start = _start_again(to_start) + _start_containers_again(boxes_to_start)
                 _note(state_dir, [])
     if failed_start:
@@ -182,26 +180,3 @@ def _start_again(units: Sequence[str]) -> list[str]:
                           unit, result.stderr.strip() or proc.describe_exit(result.returncode), unit)
                 failed.append(unit)
     return failed
-
-
-@contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM back inside the block; deliver them (to the old handlers) after it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    previous: dict[int, Callable | int | None] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, lambda n, _frame: pending.append(n))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(pending):
-            handler = previous[signum]
-            if callable(handler):
-                handler(signum, None)
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), signum)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable, Sequence
@@ -46,6 +47,8 @@ from vhbackup.restic import BackupResult, Snapshot
 log = logging.getLogger("vhbackup")
 
 ENGINES: dict[str, ModuleType] = {"postgresql": postgresql, "mariadb": mariadb, "mongodb": mongodb}
+#: Half-seconds to watch for a database that a cut-off CREATE commits after it was dropped.
+DROP_RECHECKS = 4
 #: Seconds beyond lock_wait_timeout before the watchdog stops a tool that bounds its lock waits itself.
 WATCHDOG_MARGIN = 30.0
 
@@ -223,9 +226,10 @@ def restore_all(ctx, steps: Sequence[RestoreStep], db_host: str | None = None, d
     for step in steps:
         eng = engine(step.db)
         with connect(step.db, db_host, db_port) as conn:
-            if step.create:
-                eng.create(conn, step.target)
             try:
+                if step.create:
+                    with proc.signals_deferred():  # a database half created cannot be dropped reliably
+                        eng.create(conn, step.target)
                 load(ctx, eng, step.snapshot, step.path,
                      eng.restore_command(step.path, conn, step.target, step.source), conn)
             except BaseException:
@@ -241,8 +245,14 @@ def restore_all(ctx, steps: Sequence[RestoreStep], db_host: str | None = None, d
 
 
 def _drop_quietly(eng: ModuleType, conn: Connection, name: str) -> None:
+    """Drop a database this restore created; again if a CREATE that a signal cut off commits just after."""
     try:
         eng.drop(conn, name)
+        for _ in range(DROP_RECHECKS):
+            time.sleep(0.5)
+            if not eng.exists(conn, name):
+                break
+            eng.drop(conn, name)
         log.info("removed the incomplete database %s", name)
     except VhError as exc:
         log.warning("could not remove the half-restored database %s: %s; drop it by hand", name, exc)
@@ -306,8 +316,9 @@ def scratch_restore(ctx, snapshot: Snapshot, db: Database, scratch_name: str,
         _require(conn, eng.restore_tools(path), eng, f"restore database {db.name}")
         if eng.exists(conn, scratch_name):
             raise VhError(f"the scratch database {scratch_name} already exists on {conn.where}; drop it first")
-        eng.create(conn, scratch_name)
-        created()
+        created()  # before CREATE: the name was free a moment ago, so whatever stands under it is ours
+        with proc.signals_deferred():
+            eng.create(conn, scratch_name)
         source = db.names[0] if db.names else None
         try:
             load(ctx, eng, snapshot, path, eng.restore_command(path, conn, scratch_name, source), conn)
