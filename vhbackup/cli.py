@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     config = args.config or os.environ.get("VHBACKUP_CONFIG") or DEFAULT_POLICY
     ctx = None
     try:
+        # a command may answer without the policy (config check --if-configured, status while unconfigured)
+        before_policy = getattr(args.module, "before_policy", None)
+        if before_policy is not None and (code := before_policy(config, args)) is not None:
+            return code
         policy = load_policy(config, repository_credentials=getattr(args.module, "OPENS_REPOSITORY", True))
         for warning in policy.warnings:
             log.warning(warning)

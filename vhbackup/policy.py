@@ -577,6 +577,31 @@ def _link_databases(out: dict) -> None:
     )
 
 
+def not_configured_message(source: str) -> str:
+    """The one line for a policy that is still the unconfigured template (see ``is_template``)."""
+    return (f"{source}: not configured yet: every setting is commented out; set repository.url and what to "
+            f"back up (paths:, services:), write the repository password to "
+            f"/etc/vhbackup/credentials/restic-password, then run 'vhbackup init' (the file's comments explain it)")
+
+
+def is_template(path: str | os.PathLike) -> bool:
+    """Whether the policy at ``path`` is still the unconfigured template: it exists but sets nothing.
+
+    The package ships /etc/vhbackup/policy.yml with every setting commented
+    out. Until the admin sets something, the units skip their runs (their
+    ``ExecCondition=vhbackup config check --if-configured`` exits 1) and
+    ``status`` says "not configured yet", instead of failing and alerting
+    every night. A file that sets anything, even something broken, is
+    configured: its errors must fail the run loudly. A missing or unreadable
+    file is not the template either (it fails loudly too).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        return yaml.compose(text, Loader=yaml.SafeLoader) is None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+
+
 def load_policy(path: str | os.PathLike, repository_credentials: bool = True) -> Policy:
     """Read, validate and return the policy at ``path``; raise PolicyError otherwise.
 
@@ -603,7 +628,7 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
     finally:
         loader.dispose()
     if root is None:
-        raise PolicyError(f"{source}: the policy is empty; it needs at least 'repository:'")
+        raise PolicyError(not_configured_message(source))
     top = _Node(root, source, "", loader)
     if not isinstance(root, yaml.MappingNode):
         raise top.error(f"the policy must be a mapping of keys such as 'repository:', got {_kind(root)}")
