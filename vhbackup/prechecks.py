@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import TYPE_CHECKING
 
 from vhbackup import databases
@@ -11,7 +10,7 @@ from vhbackup.context import Context
 from vhbackup.errors import VhError
 from vhbackup.policy import Policy
 from vhbackup.quantities import format_size
-from vhbackup.restic import display_url
+from vhbackup.restic import display_url, temp_dir
 
 if TYPE_CHECKING:
     from vhbackup.commands.backup import Plan
@@ -30,7 +29,7 @@ def free_bytes(path: str) -> int:
 
 def scratch_dirs(policy: Policy) -> dict[str, str]:
     """The file systems vhbackup writes to besides the repository: restic's cache and temp dir."""
-    return {"cache": policy.repository.cache_dir, "temp": tempfile.gettempdir()}
+    return {"cache": policy.repository.cache_dir, "temp": temp_dir(policy.repository.cache_dir)}
 
 
 def local_repository_path(url: str) -> str | None:

@@ -117,6 +117,18 @@ def url_password(url: str) -> str | None:
     return match.group(2) or None if match else None
 
 
+def temp_dir(cache_dir: str) -> str:
+    """Where restic writes its temporary pack files: ``<cache_dir>/tmp``, on disk.
+
+    Not /tmp, which Debian 13 mounts as a tmpfs of half the RAM (and which
+    the units make private): on a small host restic's temporary packs would
+    fill memory, and the free-space pre-check would measure the wrong file
+    system. The cache directory is writable under the units
+    (``CacheDirectory=vhbackup``) and when run by hand.
+    """
+    return os.path.join(cache_dir, "tmp")
+
+
 class Restic:
     def __init__(self, policy: Policy, *, verbose: bool = False,
                  progress: Callable[[dict], None] | None = None):
@@ -149,6 +161,12 @@ class Restic:
             "RESTIC_CACHE_DIR": self.repo.cache_dir,
             "RESTIC_PROGRESS_FPS": "1",
         })
+        tmpdir = temp_dir(self.repo.cache_dir)
+        try:
+            os.makedirs(tmpdir, mode=0o700, exist_ok=True)
+            env["TMPDIR"] = tmpdir
+        except OSError:  # a cache restic cannot use either (it warns and goes on): its default temp dir
+            pass
         return env
 
     def argv(self, *args: str) -> list[str]:
