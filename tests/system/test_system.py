@@ -1,4 +1,4 @@
-"""vhbackup as an admin meets it: the .deb installed with apt on a booted Debian 12.
+"""vhbackup as an admin meets it: the .deb installed with apt on a booted Debian 12 and Debian 13.
 
 One container ("web1") plays the server: the package is installed with apt,
 the policy backs up files of a service, its PostgreSQL database and a dummy
@@ -380,7 +380,8 @@ def test_purge_removes_what_the_package_created_but_keeps_the_credentials(web1):
     out = web1.run("apt-get", "purge", "-y", "vhbackup", timeout=300)
     assert "/etc/vhbackup/credentials" in out.stdout + out.stderr, "purge does not say where the password is kept"
     for gone in ("/var/lib/vhbackup", "/var/cache/vhbackup", "/etc/vhbackup/policy.yml",
-                 "/lib/systemd/system/vhbackup-backup.service", "/usr/bin/vhbackup"):
+                 "/usr/lib/systemd/system/vhbackup-backup.service", "/lib/systemd/system/vhbackup-backup.timer",
+                 "/usr/bin/vhbackup"):
         assert not web1.path(gone).exists(), f"{gone} survived the purge"
     assert not list(web1.path("/var/lib/systemd/timers").glob("stamp-vhbackup-*"))
     assert web1.path(PASSWORD_FILE).read_text().startswith("correct-horse")
