@@ -8,9 +8,10 @@
 #
 #   host  (default) a vhbackup host: what the package needs (restic, the
 #         python3 modules), a PostgreSQL server and client to back up, the
-#         Recommends, and autopkgtest; tests/system boots it and installs the
-#         .deb with apt, which then finds its dependencies already satisfied
-#         exactly as a user's apt would.
+#         Recommends, and what an autopkgtest testbed needs (sshd, started
+#         per connection by the runner, and dpkg-dev); tests/system boots it
+#         and installs the .deb with apt, which then finds its dependencies
+#         already satisfied exactly as a user's apt would.
 #   dev   the host root plus what tests/integration needs (MariaDB server,
 #         pytest, rclone, the package build tools, lintian), with both
 #         database servers open to root on 127.0.0.1 without a password; the
@@ -40,8 +41,8 @@ esac
 
 BASE_PACKAGES="systemd,systemd-sysv,dbus,libpam-systemd"
 HOST_PACKAGES="ca-certificates openssh-client postgresql postgresql-client mariadb-client restic \
-python3 python3-yaml python3-jinja2 python3-systemd python3-sdnotify bash-completion autopkgtest"
-DEV_PACKAGES="mariadb-server postgresql-contrib python3-pytest python3-aiosmtpd rclone make \
+python3 python3-yaml python3-jinja2 python3-systemd python3-sdnotify bash-completion openssh-server dpkg-dev"
+DEV_PACKAGES="mariadb-server postgresql-contrib python3-pytest python3-aiosmtpd rclone make build-essential \
 debhelper dh-python pybuild-plugin-pyproject python3-setuptools python3-all dpkg-dev man-db lintian"
 
 cache=${VHBACKUP_ROOTFS_CACHE:-/var/cache/vhbackup-tests}
@@ -103,6 +104,13 @@ if [ "$flavour" = host ]; then
     versions=$(ls "$build/etc/postgresql")
     [ "$(echo "$versions" | wc -w)" = 1 ] || fail "expected one PostgreSQL cluster in the $suite root, found: $versions"
     echo "listen_addresses = ''" >"$build/etc/postgresql/$versions/main/conf.d/vhtest-no-tcp.conf"
+    # pg_createcluster took the first port free on the host (5433 when the host's
+    # own PostgreSQL runs): the usual one, whatever the host runs.
+    sed -i 's/^port = [0-9]*/port = 5432/' "$build/etc/postgresql/$versions/main/postgresql.conf"
+    # Nor may its sshd listen on port 22 there: the autopkgtest runner starts
+    # \`sshd -i\` inside the container for each connection (ssh ProxyCommand).
+    in_root "systemctl mask ssh.service ssh.socket" || fail "masking ssh in the $suite root failed"
+    echo 'd /run/sshd 0755 root root -' >"$build/etc/tmpfiles.d/vhtest-sshd.conf"
 else
     host=$("$0" "$suite" host)
     echo "building the $suite dev root in $root from $host" >&2

@@ -206,15 +206,19 @@ class Container:
 
     # --- inside -------------------------------------------------------------
 
-    def run(self, *argv: str, check: bool = True, timeout: float = 120, input: str | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """Run argv inside the container as root, with a clean environment."""
+    def command(self, *argv: str, env: dict[str, str] | None = None) -> list[str]:
+        """The host command line that runs argv inside the container as root, with a clean environment."""
         if self.leader is None:
             raise ContainerError(f"container {self.name} is not running")
         clean = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb",
                  "DEBIAN_FRONTEND": "noninteractive", **(env or {})}
-        full = ["nsenter", "-t", str(self.leader), "-a", "/usr/bin/env", "-i",
+        return ["nsenter", "-t", str(self.leader), "-a", "/usr/bin/env", "-i",
                 *(f"{k}={v}" for k, v in clean.items()), *argv]
+
+    def run(self, *argv: str, check: bool = True, timeout: float = 120, input: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run argv inside the container as root, with a clean environment."""
+        full = self.command(*argv, env=env)
         try:
             result = subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input,
                                     stdin=None if input is not None else subprocess.DEVNULL)
@@ -248,6 +252,10 @@ class Container:
 
     def processes(self) -> list[list[str]]:
         """argv of every process in the container, read from the host's /proc."""
+        return [argv for _, argv in self.process_ids()]
+
+    def process_ids(self) -> list[tuple[int, list[str]]]:
+        """(host pid, argv) of every process in the container, read from the host's /proc."""
         if self.leader is None:
             return []
         children = _process_tree()
@@ -259,7 +267,7 @@ class Container:
                     argv = fh.read().split(b"\0")[:-1]
             except OSError:
                 continue
-            found.append([a.decode("utf-8", "replace") for a in argv])
+            found.append((pid, [a.decode("utf-8", "replace") for a in argv]))
             todo.extend(children.get(pid, ()))
         return found
 
