@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -139,3 +140,6 @@ def boot(rootfs, release, tmp_path_factory):
     yield _boot
     for box in reversed(started):
         box.stop()
+        # what the container wrote (up to gigabytes); its console log stays for the record
+        for sub in ("upper", "work"):
+            shutil.rmtree(box.workdir / sub, ignore_errors=True)
