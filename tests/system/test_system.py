@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.system.conftest import RELEASE_FACTS
 from tests.system.container import Container, ContainerError
 from vhbackup import log as vlog
 
@@ -175,6 +176,18 @@ def web1(boot, deb, sink, backup_disk) -> Container:
     make_shop_database(box)
     box.run("vhbackup", "init")
     return box
+
+
+def test_the_booted_host_is_the_release_under_test(web1, release):
+    """Debian 12 or 13 as it ships: its systemd as PID 1, Python, PostgreSQL and restic."""
+    facts = RELEASE_FACTS[release]
+    assert web1.run("cat", "/etc/debian_version").stdout.startswith(facts["debian"] + ".")
+    assert web1.run("readlink", "/proc/1/exe").stdout.strip().endswith("/systemd")
+    assert web1.run("systemctl", "--version").stdout.split()[1] == str(facts["systemd"])
+    assert web1.run("python3", "--version").stdout.startswith(f"Python {facts['python']}.")
+    assert web1.run("ls", "/etc/postgresql").stdout.split() == [facts["postgresql"]]
+    assert web1.run("restic", "version").stdout.startswith(f"restic {facts['restic']}.")
+    assert web1.run("stat", "-f", "-c", "%T", "/sys/fs/cgroup").stdout.strip() == "cgroup2fs"
 
 
 def test_timers_are_listed_with_their_next_run(web1):
