@@ -3,35 +3,70 @@ PYTHON := /usr/bin/python3
 RUNTIME_DEPS := restic python3-yaml python3-jinja2 python3-systemd python3-sdnotify
 TEST_DEPS := python3-pytest python3-aiosmtpd rclone postgresql-client mariadb-client postgresql-contrib mariadb-server \
 	debootstrap systemd-container lintian debhelper dh-python python3-setuptools python3-all \
-	bash-completion dpkg-dev man-db podman runc podman-docker
-DEB_BUILD_DEPS := debhelper dh-python python3-setuptools python3-all bash-completion dpkg-dev
+	bash-completion dpkg-dev man-db autopkgtest openssh-client podman runc podman-docker
+# Build-Depends of debian/control, with those of the build-time unit tests (<!nocheck>).
+DEB_BUILD_DEPS := build-essential debhelper dh-python pybuild-plugin-pyproject python3-setuptools python3-all bash-completion \
+	dpkg-dev man-db python3-aiosmtpd python3-jinja2 python3-pytest python3-sdnotify python3-systemd python3-yaml \
+	systemd
 # Benchmark-only: borg for borgmatic (itself pip-installed into a venv by bench/, a contender,
 # not a dependency), the venv module, pgbench and the database clients.
 BENCH_DEPS := borgbackup python3-venv postgresql-client postgresql-contrib mariadb-client
 PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
+# The Debian releases whose booted systems the system tests run on (one pytest each, in parallel).
+RELEASES := bookworm trixie
+# The package the system tests install, built once per run (its unit tests run in `make unit`).
+SYSTEM_DEB := build/system-deb
 
-.PHONY: demo test unit integration system-test system-rootfs deps test-deps services restic-0.18 clean deb bench
+.PHONY: demo test test-host unit integration integration-trixie system-test $(RELEASES:%=system-test-%) \
+	system-rootfs $(RELEASES:%=system-rootfs-%) system-deb deps test-deps services restic restic-0.14 \
+	restic-0.18 clean deb bench
 
 demo: deps
 	$(PYTHON) tools/demo.py
 
-test: test-deps services restic-0.18 system-rootfs
-	$(PYTEST) tests
+# Everything, two parts at a time on the CI's 2 cores, each CPU-heavy integration run beside a
+# system test run (which mostly waits for systemd): the unit and integration tests on this
+# Debian 12 host beside the system tests on a booted Debian 12, then the integration tests in
+# Debian 13's userland beside the system tests on a booted Debian 13.
+test: test-deps services restic system-rootfs system-deb
+	$(MAKE) --no-print-directory -j2 -Otarget test-host system-test-bookworm
+	$(MAKE) --no-print-directory -j2 -Otarget integration-trixie system-test-trixie
+
+test-host:
+	$(PYTEST) tests/unit tests/integration
 
 unit:
 	$(PYTEST) tests/unit
 
-integration: services restic-0.18
+integration: services restic
 	$(PYTEST) tests/integration
 
-# Boots Debian 12 containers (systemd-nspawn) from the cached root and installs `make deb`'s
-# package in them with apt (the fixtures in tests/system build both when missing).
-system-test: test-deps system-rootfs
-	$(PYTEST) tests/system
+# tests/integration inside a booted Debian 13 (its Python, PostgreSQL, MariaDB, restic 0.18 as
+# /usr/bin/restic, debhelper and lintian; restic 0.14 bound in), with its own database servers.
+integration-trixie: restic system-rootfs-trixie
+	tools/integration-in-release.py trixie
 
-# The Debian 12 root the system test boots, cached under /var/cache/vhbackup-tests/.
+# tests/system on booted Debian 12 and 13 (systemd-nspawn, the cached roots), the .deb installed
+# with apt; also the upgrade from 0.1.0, the small-memory hosts, lintian and the autopkgtest.
+system-test: test-deps system-rootfs system-deb
+	$(MAKE) --no-print-directory -j2 -Otarget $(RELEASES:%=system-test-%)
+
+$(RELEASES:%=system-test-%): system-test-%:
+	VHBACKUP_TEST_RELEASES=$* VHBACKUP_DEB_DIR=$(SYSTEM_DEB) $(PYTEST) tests/system
+
+system-deb:
+	@DEB_BUILD_OPTIONS=nocheck $(MAKE) --no-print-directory -s deb DEB_DIR=$(SYSTEM_DEB)
+
+# The roots the tests boot, cached under /var/cache/vhbackup-tests/roots/ (built in parallel).
 system-rootfs: test-deps
-	@tools/system-rootfs.sh >/dev/null
+	@$(MAKE) --no-print-directory -j2 $(RELEASES:%=system-rootfs-%)
+
+system-rootfs-bookworm:
+	@tools/system-rootfs.sh bookworm host >/dev/null
+
+system-rootfs-trixie:
+	@tools/system-rootfs.sh trixie host >/dev/null
+	@tools/system-rootfs.sh trixie dev >/dev/null
 
 deps:
 	@tools/apt-install.sh $(RUNTIME_DEPS)
@@ -42,8 +77,14 @@ test-deps:
 services:
 	tools/start-services.sh
 
+# Both restic versions that vhbackup supports, for both userlands (/usr/bin/restic is one of them).
+restic: restic-0.14 restic-0.18
+
+restic-0.14:
+	@tools/fetch-restic.sh bookworm >/dev/null
+
 restic-0.18:
-	tools/fetch-restic-0.18.sh
+	@tools/fetch-restic.sh trixie >/dev/null
 
 # docs/benchmarks.md: vhbackup vs bare restic, dump-then-backup scripts and borgmatic
 # (SCALE=large writes docs/benchmarks-large.md instead: the full sizes, ~22 min on 2 cores)
@@ -52,16 +93,22 @@ bench: services
 	@tools/apt-install.sh $(RUNTIME_DEPS) $(BENCH_DEPS)
 	$(PYTHON) bench/run.py
 
-# build/deb/vhbackup_<version>_all.deb, built from a copy of the tree (dpkg-buildpackage
-# writes into the parent directory) and moved into place in one rename.
+# $(DEB_DIR)/vhbackup_<version>_all.deb (and the source package: .dsc, .tar.xz, .changes; build.log), built
+# from a copy of the tree (dpkg-buildpackage writes into the parent directory) and moved into
+# place file by file, the .deb last, each in one rename. DEB_BUILD_OPTIONS=nocheck skips the unit
+# tests that the build runs. The build sees only the system's PATH (no python3 from elsewhere).
+DEB_DIR ?= build/deb
 deb:
 	@tools/apt-install.sh $(DEB_BUILD_DEPS)
-	@set -eu; mkdir -p build/deb; work=$$(mktemp -d build/deb-build.XXXXXX); \
+	@set -eu; mkdir -p build "$(DEB_DIR)"; work=$$(mktemp -d build/deb-build.XXXXXX); \
 	trap 'rm -rf "$$work"' EXIT; mkdir "$$work/vhbackup"; \
-	tar -c --exclude-vcs --exclude=./build --exclude=./demo --exclude=./bench --exclude=./tests \
+	tar -c --exclude-vcs --exclude=./build --exclude=./demo \
 	    --exclude=__pycache__ --exclude=.pytest_cache --exclude='*.egg-info' . | tar -x -C "$$work/vhbackup"; \
-	(cd "$$work/vhbackup" && dpkg-buildpackage -us -uc -b >../build.log 2>&1) || { cat "$$work/build.log"; exit 1; }; \
-	for f in "$$work"/vhbackup_*_all.deb; do mv -f "$$f" build/deb/; echo "build/deb/$${f##*/}"; done
+	(cd "$$work/vhbackup" && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc >../build.log 2>&1) || { cat "$$work/build.log"; exit 1; }; \
+	mv -f "$$work/build.log" "$(DEB_DIR)/build.log"; \
+	for f in "$$work"/vhbackup_*.tar.* "$$work"/vhbackup_*.dsc "$$work"/vhbackup_*.buildinfo \
+	         "$$work"/vhbackup_*.changes "$$work"/vhbackup_*_all.deb; do \
+	    mv -f "$$f" "$(DEB_DIR)/"; echo "$(DEB_DIR)/$${f##*/}"; done
 
 clean:
 	rm -rf demo build dist *.egg-info .pytest_cache

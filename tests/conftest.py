@@ -1,13 +1,18 @@
 """Fixtures shared by every test: real restic binaries, repositories and a policy writer.
 
 The restic-facing tests run once per restic version (Debian 12's 0.14 and
-Debian 13's 0.18, fetched by `make restic-0.18`) and, where marked, once per
-backend (a local directory and a REST server served by `rclone serve restic`).
+Debian 13's 0.18) and, where marked, once per backend (a local directory and
+a REST server served by `rclone serve restic`). Each version is found by
+asking the binaries: /usr/bin/restic is whatever the release ships (0.14 on
+Debian 12, 0.18 on Debian 13) and the other release's restic is fetched into
+/var/cache/vhbackup-tests/restic-<version>/ (`make restic`), so the same tests
+run in both userlands.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -22,12 +27,48 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = "/usr/bin/python3"
-RESTIC = {
-    "0.14": "/usr/bin/restic",
-    "0.18": os.environ.get("RESTIC_018", "/var/cache/vhbackup-tests/restic-0.18/usr/bin/restic"),
-}
+#: The restic versions every restic-facing test runs with.
+RESTIC_VERSIONS = ("0.14", "0.18")
+RESTIC_CACHE = "/var/cache/vhbackup-tests"
+
+
+def restic_version(binary: str) -> tuple[int, int, int] | None:
+    """The version a restic binary reports (``restic version``), or None when it does not run."""
+    try:
+        out = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30).stdout
+    except OSError:
+        return None
+    match = re.search(r"restic (\d+)\.(\d+)\.(\d+)", out)
+    return tuple(map(int, match.groups())) if match else None
+
+
+class _Restics(dict):
+    """version ("0.14") -> binary; a missing version maps to a path that says how to get it."""
+
+    def __missing__(self, version: str) -> str:
+        return f"/nonexistent/restic-{version}-run-make-restic"
+
+
+def find_restics() -> _Restics:
+    """The binaries of RESTIC_VERSIONS, by what they report: the system's first, then the fetched ones."""
+    candidates = ["/usr/bin/restic"] + [os.environ.get(f"RESTIC_{v.replace('.', '')}", "") or
+                                        f"{RESTIC_CACHE}/restic-{v}/usr/bin/restic" for v in RESTIC_VERSIONS]
+    found = _Restics()
+    for binary in candidates:
+        version = restic_version(binary) if os.access(binary, os.X_OK) else None
+        if version is not None:
+            found.setdefault(f"{version[0]}.{version[1]}", binary)
+    return found
+
+
+RESTIC = find_restics()
 
 sys.path.insert(0, str(ROOT))
+
+# The alert sinks listen on 127.0.0.1 and must be reached directly, never through a proxy (pybuild sets
+# http_proxy=http://127.0.0.1:9/ and no_proxy=localhost while the package build runs the unit tests).
+for _variable in ("no_proxy", "NO_PROXY"):
+    os.environ[_variable] = ",".join(filter(None, [os.environ.get(_variable), "127.0.0.1", "localhost"]))
 
 
 def free_port() -> int:
@@ -58,12 +99,17 @@ def rest_server(tmp_path_factory):
     server.wait(timeout=10)
 
 
-@pytest.fixture(params=sorted(RESTIC), ids=lambda v: f"restic{v}")
+def restic_for(version: str) -> str:
+    """The binary of restic ``version``; fails the test when there is none."""
+    if version not in RESTIC:
+        pytest.fail(f"no restic {version} found (/usr/bin/restic, {RESTIC_CACHE}/restic-{version}/usr/bin/restic): "
+                    f"run `make restic` (make test does it)")
+    return RESTIC[version]
+
+
+@pytest.fixture(params=RESTIC_VERSIONS, ids=lambda v: f"restic{v}")
 def restic_binary(request) -> str:
-    path = RESTIC[request.param]
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is missing: run `make restic-0.18` (make test does it)")
-    return path
+    return restic_for(request.param)
 
 
 @dataclass

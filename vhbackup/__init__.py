@@ -1,3 +1,3 @@
 """vhbackup: server backups with restic."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev1"

@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from vhbackup.context import Context
 
+        # a command may answer without the policy (config check --if-configured, status while unconfigured)
+        before_policy = getattr(module, "before_policy", None)
+        if before_policy is not None and (code := before_policy(config, args)) is not None:
+            return code
         policy = load_policy(config, repository_credentials=getattr(module, "OPENS_REPOSITORY", True))
         for warning in policy.warnings:
             log.warning(warning)

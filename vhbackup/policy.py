@@ -68,7 +68,14 @@ class Repository:
 
     @property
     def temp_dir(self) -> str:
-        """restic's TMPDIR: on disk beside the cache, not in /tmp (a tmpfs of half the RAM on Debian 13)."""
+        """restic's TMPDIR: ``<cache_dir>/tmp``, on disk.
+
+        Not /tmp, which Debian 13 mounts as a tmpfs of half the RAM (and which
+        the units make private): on a small host restic's temporary packs would
+        fill memory, and the free-space pre-check would measure the wrong file
+        system. The cache directory is writable under the units
+        (``CacheDirectory=vhbackup``) and when run by hand.
+        """
         return os.path.join(self.cache_dir, "tmp")
 
 
@@ -779,6 +786,33 @@ def _check_size(root: yaml.Node, source: str) -> None:
                 stack.extend((key, value))
 
 
+def not_configured_message(source: str) -> str:
+    """The one line for a policy that is still the unconfigured template (see ``is_template``)."""
+    return (f"{source}: not configured yet: every setting is commented out; set repository.url and what to "
+            f"back up (paths:, services:), write the repository password to "
+            f"/etc/vhbackup/credentials/restic-password, then run 'vhbackup init' (the file's comments explain it)")
+
+
+def is_template(path: str | os.PathLike) -> bool:
+    """Whether the policy at ``path`` is still the unconfigured template: it exists but sets nothing.
+
+    The package ships /etc/vhbackup/policy.yml with every setting commented
+    out. Until the admin sets something, the units skip their runs (their
+    ``ExecCondition=vhbackup config check --if-configured`` exits 1) and
+    ``status`` says "not configured yet", instead of failing and alerting
+    every night. A file that sets anything, even something broken, is
+    configured: its errors must fail the run loudly. A missing or unreadable
+    file is not the template either (it fails loudly too).
+    """
+    try:
+        if os.path.getsize(path) > MAX_POLICY_BYTES:
+            return False
+        text = Path(path).read_text(encoding="utf-8")
+        return yaml.compose(text, Loader=yaml.SafeLoader) is None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+
+
 def load_policy(path: str | os.PathLike, repository_credentials: bool = True) -> Policy:
     """Read, validate and return the policy at ``path``; raise PolicyError otherwise.
 
@@ -808,7 +842,7 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
     finally:
         loader.dispose()
     if root is None:
-        raise PolicyError(f"{source}: the policy is empty; it needs at least 'repository:'")
+        raise PolicyError(not_configured_message(source))
     top = _Node(root, source, "", loader)
     _check_size(root, source)
     if not isinstance(root, yaml.MappingNode):

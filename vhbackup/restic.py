@@ -308,18 +308,13 @@ class Restic:
             "RESTIC_PASSWORD_FILE": self.repo.password_file,
             "RESTIC_CACHE_DIR": self.repo.cache_dir,
             "RESTIC_PROGRESS_FPS": "1",
-            "TMPDIR": self._temp_dir(),
         })
+        try:  # restic's temporary packs on disk (Repository.temp_dir), not in a /tmp that may be a tmpfs
+            os.makedirs(self.repo.temp_dir, mode=0o700, exist_ok=True)
+            env["TMPDIR"] = self.repo.temp_dir
+        except OSError:  # a cache restic cannot use either (it warns and goes on): its default temp dir
+            pass
         return env
-
-    def _temp_dir(self) -> str:
-        path = self.repo.temp_dir
-        try:
-            os.makedirs(path, mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise VhError(f"cannot create restic's temporary directory {path}: {exc.strerror}; "
-                          f"check repository.cache_dir in {self.source}") from None
-        return path
 
     def argv(self, *args: str) -> list[str]:
         argv = [self.binary]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RESTIC, Env, make_env, make_sample_tree, sample_policy
+from tests.conftest import Env, make_env, make_sample_tree, restic_for, sample_policy
 from vhbackup.treediff import describe, differences
 
 HOST = "vh-test-host"
@@ -68,13 +68,11 @@ def subtree(entries: dict, *prefixes: str) -> dict:
                 ids=lambda p: f"restic{p[0]}-{p[1]}")
 def world(request, tmp_path_factory) -> World:
     version, backend = request.param
-    if not os.access(RESTIC[version], os.X_OK):
-        pytest.fail(f"{RESTIC[version]} is missing: run `make restic-0.18`")
     base = tmp_path_factory.mktemp(f"world-{version}-{backend}")
     url = None
     if backend == "rest":
         url = f"{request.getfixturevalue('rest_server')}/{base.name}-{secrets.token_hex(4)}/"
-    env = make_env(base, RESTIC[version], url)
+    env = make_env(base, restic_for(version), url)
     tree = make_sample_tree(base)
     env.write_policy(host=HOST, **sample_policy(tree))
     inits = [env.vh("init"), env.vh("init")]

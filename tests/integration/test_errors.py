@@ -13,13 +13,13 @@ import textwrap
 
 import pytest
 
-from tests.conftest import RESTIC, make_env
+from tests.conftest import make_env, restic_for
 
 
 @pytest.fixture
 def local(tmp_path):
     """An Env whose policy is written by hand (bad input tests never reach restic)."""
-    return make_env(tmp_path, RESTIC["0.14"])
+    return make_env(tmp_path, restic_for("0.14"))
 
 
 def good_head(env) -> str:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.alert_sinks import Silent, closed_port
-from tests.conftest import RESTIC, make_env, write_secret
+from tests.conftest import make_env, restic_for, write_secret
 
 SMTP_USER = "alerts"
 
@@ -70,7 +70,7 @@ def test_failed_backup_sends_one_mail_and_one_webhook(env, tmp_path, smtp, http,
 
 
 def test_undeliverable_alerts_are_one_line_each_and_keep_the_exit_code(tmp_path, secret):
-    env = make_env(tmp_path, RESTIC["0.18"])
+    env = make_env(tmp_path, restic_for("0.18"))
     data = tmp_path / "data"
     data.mkdir()
     (data / "file").write_text("x\n")
@@ -95,7 +95,7 @@ def test_undeliverable_alerts_are_one_line_each_and_keep_the_exit_code(tmp_path,
 
 
 def test_a_silent_receiver_costs_at_most_its_timeout(tmp_path, secret):
-    env = make_env(tmp_path, RESTIC["0.14"])
+    env = make_env(tmp_path, restic_for("0.14"))
     data = tmp_path / "data"
     data.mkdir()
     silent_smtp, silent_http = Silent(), Silent()
@@ -117,7 +117,7 @@ def test_a_silent_receiver_costs_at_most_its_timeout(tmp_path, secret):
 
 
 def test_notify_test_sends_through_every_notifier(tmp_path, smtp, http, secret):
-    env = make_env(tmp_path, RESTIC["0.14"])
+    env = make_env(tmp_path, restic_for("0.14"))
     env.write_policy(host="web01", notify=notify_section(env, smtp.port, f"{http.url}/{{status}}", secret))
     result = env.vh("notify", "--test")
     assert result.returncode == 0, result.stderr
@@ -133,7 +133,7 @@ def test_notify_test_sends_through_every_notifier(tmp_path, smtp, http, secret):
 
 
 def test_notify_check_alerts_when_the_last_backup_is_too_old(tmp_path, http):
-    env = make_env(tmp_path, RESTIC["0.18"])
+    env = make_env(tmp_path, restic_for("0.18"))
     data = tmp_path / "data"
     data.mkdir()
     (data / "file").write_text("x\n")
@@ -156,7 +156,7 @@ def test_notify_check_alerts_when_the_last_backup_is_too_old(tmp_path, http):
 
 
 def test_notify_without_any_notifier_configured(tmp_path):
-    env = make_env(tmp_path, RESTIC["0.14"])
+    env = make_env(tmp_path, restic_for("0.14"))
     env.write_policy()
     result = env.vh("notify", "--test")
     assert result.returncode == 1
@@ -178,7 +178,7 @@ def test_notify_without_any_notifier_configured(tmp_path):
      "unknown key"),
 ])
 def test_bad_notify_settings_exit_78_with_file_line_and_key(tmp_path, notify_yaml, line, key, message):
-    env = make_env(tmp_path, RESTIC["0.14"])
+    env = make_env(tmp_path, restic_for("0.14"))
     env.policy_file.write_text(
         f"repository:\n  url: {env.repo_url}\n  password_file: {env.password_file}\n"
         f"state_dir: {env.state_dir}\n" + notify_yaml)
@@ -191,7 +191,7 @@ def test_bad_notify_settings_exit_78_with_file_line_and_key(tmp_path, notify_yam
 
 def test_plain_on_key_in_a_hand_written_policy(tmp_path, http):
     """YAML 1.1 reads a bare `on:` as a boolean; the policy must still take it as the key 'on'."""
-    env = make_env(tmp_path, RESTIC["0.14"])
+    env = make_env(tmp_path, restic_for("0.14"))
     env.policy_file.write_text(
         f"repository:\n  url: {env.repo_url}\n  password_file: {env.password_file}\n"
         f"state_dir: {env.state_dir}\n"

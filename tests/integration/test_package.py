@@ -1,7 +1,11 @@
 """The Debian package: `make deb` builds it, lintian passes it, and it holds what an admin needs.
 
-Installing it into a booted Debian 12 (apt, timers, a real backup, purge) is
-the system test's job (tests/system/); this checks the built artifact.
+This runs with the release's own tools: on the Debian 12 host, and inside
+Debian 13 (tools/integration-in-release.py), where `make deb` builds the
+package with trixie's debhelper and lintian checks it. Installing it into a
+booted Debian 12 and 13 (apt, timers, a real backup, upgrade, purge) and
+trixie's lintian on the package built here are the system tests' job
+(tests/system/); this checks the built artifact.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from vhbackup import __version__
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 UNITS = sorted(p.name for p in (ROOT / "systemd").iterdir() if p.suffix in (".service", ".timer"))
+#: The package's version: vhbackup.__version__ in Debian's spelling (PEP 440's "0.2.0.dev1" is "0.2.0~dev1").
+VERSION = __version__.replace(".dev", "~dev")
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +32,13 @@ def deb(tmp_path_factory) -> Path:
     started = time.time()
     result = subprocess.run(["make", "-s", "deb"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    path = ROOT / "build" / "deb" / f"vhbackup_{__version__}_all.deb"
+    path = ROOT / "build" / "deb" / f"vhbackup_{VERSION}_all.deb"
     assert result.stdout.strip().splitlines()[-1] == f"build/deb/{path.name}"
     assert path.is_file() and path.stat().st_mtime >= started - 1, "make deb did not (re)build the package"
     copy = tmp_path_factory.mktemp("deb") / path.name
     shutil.copy2(path, copy)
+    for name in (f"vhbackup_{VERSION}.dsc", f"vhbackup_{VERSION}.tar.xz", "build.log"):
+        shutil.copy2(path.parent / name, copy.parent / name)
     return copy
 
 
@@ -40,7 +48,7 @@ def dpkg_deb(*args: str) -> str:
 
 def test_changelog_version_is_the_python_version():
     first = (ROOT / "debian" / "changelog").read_text().splitlines()[0]
-    assert re.match(rf"^vhbackup \({re.escape(__version__)}\) ", first), first
+    assert re.match(rf"^vhbackup \({re.escape(VERSION)}\) ", first), first
 
 
 def test_build_leaves_the_checkout_clean(deb):
@@ -49,16 +57,37 @@ def test_build_leaves_the_checkout_clean(deb):
     assert not list(ROOT.parent.glob("vhbackup_*")), "dpkg-buildpackage wrote into the checkout's parent"
 
 
-def test_lintian_has_no_errors_or_warnings(deb):
-    result = subprocess.run(["lintian", "--fail-on", "error,warning", "--no-tag-display-limit", str(deb)],
-                            capture_output=True, text=True, timeout=300)
-    tags = [line for line in result.stdout.splitlines() if re.match(r"^[EW]: ", line)]
+def test_lintian_reports_nothing_even_pedantic_on_binary_and_source(deb):
+    """This release's lintian, no overrides: not one tag (errors, warnings, pedantic) on the .deb or the .dsc."""
+    assert not list((ROOT / "debian").glob("*lintian-overrides*")) and not (ROOT / "debian/source/lintian-overrides").exists()
+    dsc = deb.parent / f"vhbackup_{VERSION}.dsc"
+    result = subprocess.run(["lintian", "--pedantic", "--fail-on", "error,warning,pedantic", "--tag-display-limit", "0",
+                             str(deb), str(dsc)], capture_output=True, text=True, timeout=600)
+    tags = [line for line in result.stdout.splitlines() if re.match(r"^[A-Z]: ", line)]
     assert result.returncode == 0 and tags == [], result.stdout + result.stderr
+
+
+def test_the_build_runs_the_unit_tests_unless_nocheck(deb, tmp_path):
+    """override_dh_auto_test: the unit tests ran in this build; DEB_BUILD_OPTIONS=nocheck skips them."""
+    log = (deb.parent / "build.log").read_text()
+    ran = re.search(r"^=+ (\d+) passed in [\d.]+s\b.*=+$", log, re.M)  # "in 82.06s (0:01:22) ==="
+    assert ran and int(ran.group(1)) > 300 and "tests/unit" in log, log[-3000:]
+    assert not re.search(r"^=+ .*\b(failed|error)", log, re.M)
+    shutil.copytree(ROOT / "debian", tmp_path / "debian")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+
+    def dh_auto_test(**env: str) -> str:
+        result = subprocess.run(["debian/rules", "override_dh_auto_test"], cwd=tmp_path, capture_output=True,
+                                text=True, env={"PATH": "/usr/bin:/bin", "DH_VERBOSE": "1", **env}, timeout=120)
+        return result.stdout + result.stderr
+
+    assert "pybuild --test --test-pytest" in dh_auto_test()  # (and fails: nothing is built in this scratch copy)
+    assert "pybuild --test" not in dh_auto_test(DEB_BUILD_OPTIONS="nocheck")
 
 
 def test_package_holds_units_man_page_completion_catalog_and_policy(deb):
     files = {line.split()[-1].removeprefix(".") for line in dpkg_deb("-c", str(deb)).splitlines()}
-    expected = {f"/lib/systemd/system/{name}" for name in UNITS} | {
+    expected = {f"/usr/lib/systemd/system/{name}" for name in UNITS} | {
         "/usr/bin/vhbackup",
         "/usr/share/man/man8/vhbackup.8.gz",
         "/usr/share/bash-completion/completions/vhbackup",
@@ -66,11 +95,14 @@ def test_package_holds_units_man_page_completion_catalog_and_policy(deb):
         "/etc/vhbackup/policy.yml",
         "/usr/lib/python3/dist-packages/vhbackup/cli.py",
         "/usr/share/doc/vhbackup/copyright",
+        "/usr/share/doc/vhbackup/systemd.md",  # the units' Documentation=file:, not compressed
+        "/usr/share/doc/vhbackup/examples/policy.yml",
     }
     assert expected <= files, sorted(expected - files)
     assert "/usr/lib/python3/dist-packages/vhbackup/templates/" in files, "Jinja2 templates are package data"
     assert not [f for f in files if f.startswith(("/etc/vhbackup/credentials", "/var/"))], "no secrets or state"
     assert not [f for f in files if "/tests/" in f or "/bench/" in f]
+    assert not [f for f in files if f.startswith(("/lib/", "/bin/", "/sbin/"))], "DEP17: nothing in aliased dirs"
 
 
 def test_policy_is_the_only_conffile_and_identical_to_the_source(deb, tmp_path):
@@ -83,11 +115,13 @@ def test_policy_is_the_only_conffile_and_identical_to_the_source(deb, tmp_path):
 def test_relations(deb):
     fields = {name: dpkg_deb("-f", str(deb), name).strip() for name in
               ("Depends", "Recommends", "Suggests", "Pre-Depends", "Architecture", "Package", "Version")}
-    assert (fields["Package"], fields["Version"], fields["Architecture"]) == ("vhbackup", __version__, "all")
+    assert (fields["Package"], fields["Version"], fields["Architecture"]) == ("vhbackup", VERSION, "all")
     depends = {d.strip().split()[0] for d in fields["Depends"].split(",")}
     assert {"restic", "python3-yaml", "python3-jinja2", "python3-systemd", "python3-sdnotify"} <= depends
-    assert [r.strip() for r in fields["Recommends"].split(",")] == [
-        "postgresql-client", "mariadb-client | virtual-mysql-client"]
+    # TLS for S3/REST/webhooks and ssh for SFTP: most hosts want them; the database clients only some
+    assert [r.strip() for r in fields["Recommends"].split(",")] == ["ca-certificates", "openssh-client"]
+    assert [r.strip() for r in fields["Suggests"].split(",")] == [
+        "default-mysql-client | virtual-mysql-client", "postgresql-client"]
     info = dpkg_deb("-I", str(deb))
     assert not re.search(r"mongo", " ".join(fields.values()), re.I)
     relation_lines = [line for line in info.splitlines()

@@ -6,7 +6,7 @@ import json
 import re
 import subprocess
 
-from tests.conftest import Env
+from tests.conftest import Env, restic_version
 
 HOST = "prunehost"
 RETENTION = {"last": 2, "daily": 3, "weekly": 2}
@@ -72,7 +72,7 @@ def test_dry_run_lists_exactly_what_prune_removes(env, sample_tree):
     assert restic_keeps(env, "service:hub") == expected_kept & files_ids
     restic_db = restic_keeps(env, "db:main")
     oldest_db = next(i for i, (g, nr) in made.items() if g == "db" and nr == DB_RUNS - 1)
-    if "restic-0.18" in env.restic:
+    if restic_version(env.restic) >= (0, 18, 0):
         assert restic_db == expected_kept - files_ids
     else:  # restic 0.14 predates "keep the oldest while a rule has room"; vhbackup follows the newer rule
         assert restic_db == (expected_kept - files_ids) - {oldest_db}

@@ -1,8 +1,16 @@
-"""Fixtures of the system test: the cached root, the built .deb, booted containers, sinks."""
+"""Fixtures of the system tests: the cached roots, the built .deb, booted containers, sinks.
+
+Every test here runs once per Debian release in VHBACKUP_TEST_RELEASES
+(default "bookworm trixie": Debian 12 and 13); `make system-test` runs one
+pytest per release, in parallel. The package is the one `make deb` builds
+from this tree on the host (Debian 12), installed with apt in each release.
+"""
 
 from __future__ import annotations
 
 import http.server
+import os
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -12,28 +20,61 @@ import pytest
 from tests.system.container import Container
 
 ROOT = Path(__file__).resolve().parents[2]
-DEB_DIR = ROOT / "build" / "deb"
+RELEASES = tuple(os.environ.get("VHBACKUP_TEST_RELEASES", "bookworm trixie").split())
+#: What each release ships that the tests depend on.
+RELEASE_FACTS = {
+    "bookworm": {"debian": "12", "systemd": 252, "restic": "0.14", "python": "3.11", "postgresql": "15"},
+    "trixie": {"debian": "13", "systemd": 257, "restic": "0.18", "python": "3.13", "postgresql": "17"},
+}
 
 
-@pytest.fixture(scope="session")
-def rootfs() -> Path:
-    """The cached Debian 12 root, built by tools/system-rootfs.sh when missing or outdated."""
-    result = subprocess.run([str(ROOT / "tools/system-rootfs.sh")], capture_output=True, text=True, timeout=1800)
+def rootfs_of(release: str, flavour: str = "host") -> Path:
+    """The cached root of ``release`` (tools/system-rootfs.sh builds it when missing or outdated)."""
+    result = subprocess.run([str(ROOT / "tools/system-rootfs.sh"), release, flavour], capture_output=True,
+                            text=True, timeout=1800)
     if result.returncode != 0:
-        pytest.fail(f"tools/system-rootfs.sh failed:\n{result.stderr}")
+        pytest.fail(f"tools/system-rootfs.sh {release} {flavour} failed:\n{result.stderr}")
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="session", params=RELEASES)
+def release(request) -> str:
+    if request.param not in RELEASE_FACTS:
+        pytest.fail(f"VHBACKUP_TEST_RELEASES names {request.param!r}; known: {' '.join(RELEASE_FACTS)}")
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def deb() -> Path:
-    """The package built from this tree by `make deb`."""
-    result = subprocess.run(["make", "-C", str(ROOT), "deb"], capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:
-        pytest.fail(f"make deb failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    debs = sorted(DEB_DIR.glob("vhbackup_*_all.deb"), key=lambda p: p.stat().st_mtime)
-    if not debs:
-        pytest.fail(f"make deb left no vhbackup_*_all.deb in {DEB_DIR}")
-    return debs[-1]
+def rootfs(release) -> Path:
+    """The cached root of the release under test, a vhbackup host (the \"host\" flavour)."""
+    return rootfs_of(release)
+
+
+@pytest.fixture(scope="session")
+def package_dir(tmp_path_factory) -> Path:
+    """`make deb`'s output: the .deb, the source package (.dsc, .tar.xz) and the build log.
+
+    `make system-test` builds it once for every release (VHBACKUP_DEB_DIR); run alone, the session builds
+    its own copy (without the build-time unit tests, which `make unit` runs).
+    """
+    given = os.environ.get("VHBACKUP_DEB_DIR")
+    if given:
+        out = Path(given).resolve()
+    else:
+        out = tmp_path_factory.mktemp("deb")
+        result = subprocess.run(["make", "-C", str(ROOT), "-s", "deb", f"DEB_DIR={out}"], capture_output=True,
+                                text=True, timeout=900, env={**os.environ, "DEB_BUILD_OPTIONS": "nocheck"})
+        if result.returncode != 0:
+            pytest.fail(f"make deb failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    if not list(out.glob("vhbackup_*_all.deb")) or not list(out.glob("vhbackup_*.dsc")):
+        pytest.fail(f"no vhbackup_*_all.deb and .dsc in {out}: run `make deb DEB_DIR={out}`")
+    return out
+
+
+@pytest.fixture(scope="session")
+def deb(package_dir) -> Path:
+    """The package built from this tree."""
+    return max(package_dir.glob("vhbackup_*_all.deb"), key=lambda p: p.stat().st_mtime)
 
 
 @pytest.fixture(scope="session")
@@ -83,12 +124,15 @@ def sink():
 
 
 @pytest.fixture(scope="module")
-def boot(rootfs, tmp_path_factory):
-    """boot(name, binds=()) -> a booted Container, shut down and discarded at the end of the module."""
+def boot(rootfs, release, tmp_path_factory):
+    """boot(name, binds=(), **options) -> a booted Container of the release under test, shut down and
+    discarded at the end of the module (options: memory, private_network, binds_ro, image)."""
     started: list[Container] = []
 
-    def _boot(name: str, binds: tuple[tuple[str, str], ...] = ()) -> Container:
-        box = Container(rootfs, tmp_path_factory.mktemp(name), name, binds)
+    def _boot(name: str, binds: tuple[tuple[str, str], ...] = (), image: Path | None = None,
+              **options) -> Container:
+        box = Container(image or rootfs, tmp_path_factory.mktemp(f"{name}-{release}"), f"{name}-{release}",
+                        binds, **options)
         started.append(box)
         box.boot()
         return box
@@ -96,3 +140,6 @@ def boot(rootfs, tmp_path_factory):
     yield _boot
     for box in reversed(started):
         box.stop()
+        # what the container wrote (up to gigabytes); its console log stays for the record
+        for sub in ("upper", "work"):
+            shutil.rmtree(box.workdir / sub, ignore_errors=True)

@@ -1,10 +1,15 @@
-"""A Debian 12 booted with systemd as PID 1 in a systemd-nspawn container.
+"""A Debian release booted with systemd as PID 1 in a systemd-nspawn container.
 
-Each container boots an overlay of the cached root (tools/system-rootfs.sh),
-so containers never change the cache or each other. It shares the host's
-network namespace (apt inside reaches Debian's mirror; a listener on the
-host's 127.0.0.1 is reachable from inside). Commands run inside through
-``nsenter`` on the container's PID 1 with a clean environment.
+Each container boots an overlay of a cached root (tools/system-rootfs.sh:
+Debian 12 or 13), so containers never change the cache or each other. It
+gets the unified cgroup hierarchy (cgroup v2, as Debian 12 and 13 boot on a
+real machine; nspawn provides it on this hybrid host too) in a cgroup of its
+own, and optionally a memory limit with /tmp as a tmpfs of half of it (what
+Debian 13 mounts on a small host). By default it shares the host's network
+namespace (apt inside reaches Debian's mirror; a listener on the host's
+127.0.0.1 is reachable from inside); ``private_network`` gives it only its
+own loopback. Commands run inside through ``nsenter`` on the container's PID
+1 with a clean environment.
 """
 
 from __future__ import annotations
@@ -17,24 +22,103 @@ import time
 from pathlib import Path
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MiB = 1024 * 1024
+CGROUP_PARENT = "vhbackup-tests"
 
 
 class ContainerError(AssertionError):
     pass
 
 
+def _is_cgroup2(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "cgroup.controllers"))
+
+
+def unified_hierarchy() -> str:
+    """The host's cgroup v2 mount: /sys/fs/cgroup (pure v2) or /sys/fs/cgroup/unified (hybrid)."""
+    for path in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        if _is_cgroup2(path):
+            return path
+    raise ContainerError("no cgroup v2 hierarchy on this host (/sys/fs/cgroup or /sys/fs/cgroup/unified)")
+
+
+def memory_hierarchy() -> tuple[str, str]:
+    """(mount, limit file) of the memory controller: cgroup v1's, or v2's when it has the controller."""
+    v1 = "/sys/fs/cgroup/memory"
+    if os.path.isfile(os.path.join(v1, "memory.limit_in_bytes")):
+        return v1, "memory.limit_in_bytes"
+    unified = unified_hierarchy()
+    with open(os.path.join(unified, "cgroup.controllers")) as fh:
+        if "memory" in fh.read().split():
+            return unified, "memory.max"
+    raise ContainerError("this host has no memory cgroup controller to limit a container with")
+
+
+def remove_cgroup(path: str) -> None:
+    """rmdir a cgroup and whatever nspawn and the container's systemd left below it, deepest first."""
+    deadline = time.monotonic() + 10  # killed processes take a moment to leave their cgroup
+    while os.path.isdir(path) and time.monotonic() < deadline:
+        for dirpath, _, _ in sorted(os.walk(path), key=lambda entry: -entry[0].count("/")):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
+        if os.path.isdir(path):
+            time.sleep(0.2)
+
+
 class Container:
-    def __init__(self, image: Path, workdir: Path, name: str, binds: tuple[tuple[str, str], ...] = ()):
+    def __init__(self, image: Path, workdir: Path, name: str, binds: tuple[tuple[str, str], ...] = (),
+                 memory: int | None = None, private_network: bool = False,
+                 binds_ro: tuple[tuple[str, str], ...] = ()):
         self.image = Path(image)
         self.workdir = Path(workdir)
         self.name = name
         self.binds = binds
+        self.binds_ro = binds_ro
+        self.memory = memory
+        self.private_network = private_network
         self.root = self.workdir / "merged"
         self.log_path = self.workdir / "nspawn.log"
         self.nspawn: subprocess.Popen | None = None
         self.leader: int | None = None
+        self.cgroups: list[str] = []
+        self.state = ""
 
     # --- life cycle ---------------------------------------------------------
+
+    def _make_cgroups(self) -> list[str]:
+        """A cgroup of its own in the unified hierarchy (nspawn puts the container below the one it runs
+        in, so two containers must not share one), and in the memory hierarchy when limited."""
+        leaf = f"{self.name}-{os.getpid()}-{time.monotonic_ns()}"
+        unified = unified_hierarchy()
+        places = [unified]
+        if self.memory is not None:
+            mount, limit_file = memory_hierarchy()
+            if mount != unified:
+                places.append(mount)
+        made = []
+        for mount in places:
+            parent = os.path.join(mount, CGROUP_PARENT)
+            os.makedirs(parent, exist_ok=True)
+            path = os.path.join(parent, leaf)
+            os.mkdir(path)
+            made.append(path)
+        if self.memory is not None:
+            mount, limit_file = memory_hierarchy()
+            if mount == unified:  # pure cgroup v2: the controller must reach the container's cgroup
+                for level in (unified, os.path.join(unified, CGROUP_PARENT)):
+                    with open(os.path.join(level, "cgroup.subtree_control"), "w") as fh:
+                        fh.write("+memory")
+            target = next(p for p in made if p.startswith(mount + "/"))
+            with open(os.path.join(target, limit_file), "w") as fh:
+                fh.write(str(self.memory))
+        return made
+
+    def memory_cgroup(self) -> str:
+        """The host path of the container's memory-limited cgroup."""
+        mount, _ = memory_hierarchy()
+        return next(p for p in self.cgroups if p.startswith(mount + "/"))
 
     def boot(self, timeout: float = 120) -> None:
         for sub in ("upper", "work", "merged"):
@@ -42,23 +126,33 @@ class Container:
         subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
                         f"lowerdir={self.image},upperdir={self.workdir / 'upper'},workdir={self.workdir / 'work'}",
                         str(self.root)], check=True, capture_output=True)
+        self.cgroups = self._make_cgroups()
         argv = ["systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
                 f"--machine={self.name}", "--hostname=vhtest"]
         argv += [f"--bind={host}:{inside}" for host, inside in self.binds]
+        argv += [f"--bind-ro={host}:{inside}" for host, inside in self.binds_ro]
+        if self.private_network:
+            argv.append("--private-network")
+        if self.memory is not None:
+            # Debian 13's tmp.mount: a tmpfs of half the RAM (here: of the memory limit)
+            argv.append(f"--tmpfs=/tmp:mode=1777,nosuid,nodev,size={self.memory // 2}")
+        # Enter the cgroups first, then become nspawn (which must not share its cgroup with another container).
+        enter = " && ".join(f"echo $$ > {shlex.quote(path)}/cgroup.procs" for path in self.cgroups)
+        env = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
         with open(self.log_path, "wb") as log:
-            self.nspawn = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True)
+            self.nspawn = subprocess.Popen(["/bin/sh", "-c", f'{enter} && exec "$@"', "sh", *argv],
+                                           stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True, env=env)
         deadline = time.monotonic() + timeout
         self.leader = self._wait_for_leader(deadline)
-        state = ""
         while time.monotonic() < deadline:
             result = self.run("systemctl", "is-system-running", check=False, timeout=15)
-            state = result.stdout.strip()
-            if state in ("running", "degraded"):
+            self.state = result.stdout.strip()
+            if self.state in ("running", "degraded"):
                 return
             time.sleep(0.5)
         raise ContainerError(f"container {self.name} did not finish booting within {timeout:.0f} s "
-                             f"(is-system-running: {state!r}); console: {self.console_tail()}")
+                             f"(is-system-running: {self.state!r}); console: {self.console_tail()}")
 
     def _wait_for_leader(self, deadline: float) -> int:
         """PID 1 of the container: the systemd child of the nspawn process."""
@@ -77,19 +171,31 @@ class Container:
         raise ContainerError(f"no systemd process appeared under systemd-nspawn: {self.console_tail()}")
 
     def stop(self, timeout: float = 60) -> None:
+        """Shut the container down (SIGTERM to nspawn: a clean poweroff), kill what is left, clean up."""
         if self.nspawn is not None and self.nspawn.poll() is None:
             self.nspawn.send_signal(signal.SIGTERM)
             try:
                 self.nspawn.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                if self.leader is not None:  # SIGKILL to PID 1 of the namespace ends every process in it
+                    _kill(self.leader)
                 os.killpg(self.nspawn.pid, signal.SIGKILL)
                 self.nspawn.wait(timeout=30)
+        for path in self.cgroups:
+            for dirpath, _, files in os.walk(path):
+                if "cgroup.procs" in files:
+                    with open(os.path.join(dirpath, "cgroup.procs")) as fh:
+                        for pid in fh.read().split():
+                            _kill(int(pid))
         self.nspawn = None
         self.leader = None
         if os.path.ismount(self.root):
             subprocess.run(["umount", str(self.root)], check=False, capture_output=True)
             if os.path.ismount(self.root):
                 subprocess.run(["umount", "-l", str(self.root)], check=False, capture_output=True)
+        for path in self.cgroups:
+            remove_cgroup(path)
+        self.cgroups = []
 
     def console_tail(self, lines: int = 15) -> str:
         try:
@@ -100,15 +206,19 @@ class Container:
 
     # --- inside -------------------------------------------------------------
 
-    def run(self, *argv: str, check: bool = True, timeout: float = 120, input: str | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """Run argv inside the container as root, with a clean environment."""
+    def command(self, *argv: str, env: dict[str, str] | None = None) -> list[str]:
+        """The host command line that runs argv inside the container as root, with a clean environment."""
         if self.leader is None:
             raise ContainerError(f"container {self.name} is not running")
         clean = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb",
                  "DEBIAN_FRONTEND": "noninteractive", **(env or {})}
-        full = ["nsenter", "-t", str(self.leader), "-a", "/usr/bin/env", "-i",
+        return ["nsenter", "-t", str(self.leader), "-a", "/usr/bin/env", "-i",
                 *(f"{k}={v}" for k, v in clean.items()), *argv]
+
+    def run(self, *argv: str, check: bool = True, timeout: float = 120, input: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run argv inside the container as root, with a clean environment."""
+        full = self.command(*argv, env=env)
         try:
             result = subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input,
                                     stdin=None if input is not None else subprocess.DEVNULL)
@@ -142,6 +252,10 @@ class Container:
 
     def processes(self) -> list[list[str]]:
         """argv of every process in the container, read from the host's /proc."""
+        return [argv for _, argv in self.process_ids()]
+
+    def process_ids(self) -> list[tuple[int, list[str]]]:
+        """(host pid, argv) of every process in the container, read from the host's /proc."""
         if self.leader is None:
             return []
         children = _process_tree()
@@ -153,7 +267,7 @@ class Container:
                     argv = fh.read().split(b"\0")[:-1]
             except OSError:
                 continue
-            found.append([a.decode("utf-8", "replace") for a in argv])
+            found.append((pid, [a.decode("utf-8", "replace") for a in argv]))
             todo.extend(children.get(pid, ()))
         return found
 
@@ -181,6 +295,13 @@ def _process_tree() -> dict[int, list[int]]:
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         tree.setdefault(ppid, []).append(int(entry))
     return tree
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _children(pid: int) -> list[int]:

@@ -1,7 +1,7 @@
-"""EXTEND_TIMEOUT_USEC under a real systemd 252 (PID 1 of a booted container).
+"""EXTEND_TIMEOUT_USEC under a real systemd 252 and 257 (PID 1 of a booted Debian 12 and 13).
 
 vhbackup.systemd_notify.progress() extends the unit's start timeout while
-the byte count grows. This proves that systemd 252 honours it for a
+the byte count grows. This proves that systemd honours it for a
 Type=oneshot unit (the run outlives TimeoutStartSec=) and that a stalled run,
 whose byte count stops growing, is still killed by the timeout.
 """

@@ -1,4 +1,4 @@
-"""vhbackup as an admin meets it: the .deb installed with apt on a booted Debian 12.
+"""vhbackup as an admin meets it: the .deb installed with apt on a booted Debian 12 and Debian 13.
 
 One container ("web1") plays the server: the package is installed with apt,
 the policy backs up files of a service, its PostgreSQL database and a dummy
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.system.conftest import RELEASE_FACTS
 from tests.system.container import Container, ContainerError
 from vhbackup import log as vlog
 
@@ -175,6 +176,18 @@ def web1(boot, deb, sink, backup_disk) -> Container:
     make_shop_database(box)
     box.run("vhbackup", "init")
     return box
+
+
+def test_the_booted_host_is_the_release_under_test(web1, release):
+    """Debian 12 or 13 as it ships: its systemd as PID 1, Python, PostgreSQL and restic."""
+    facts = RELEASE_FACTS[release]
+    assert web1.run("cat", "/etc/debian_version").stdout.startswith(facts["debian"] + ".")
+    assert web1.run("readlink", "/proc/1/exe").stdout.strip().endswith("/systemd")
+    assert web1.run("systemctl", "--version").stdout.split()[1] == str(facts["systemd"])
+    assert web1.run("python3", "--version").stdout.startswith(f"Python {facts['python']}.")
+    assert web1.run("ls", "/etc/postgresql").stdout.split() == [facts["postgresql"]]
+    assert web1.run("restic", "version").stdout.startswith(f"restic {facts['restic']}.")
+    assert web1.run("stat", "-f", "-c", "%T", "/sys/fs/cgroup").stdout.strip() == "cgroup2fs"
 
 
 def test_timers_are_listed_with_their_next_run(web1):
@@ -380,7 +393,8 @@ def test_purge_removes_what_the_package_created_but_keeps_the_credentials(web1):
     out = web1.run("apt-get", "purge", "-y", "vhbackup", timeout=300)
     assert "/etc/vhbackup/credentials" in out.stdout + out.stderr, "purge does not say where the password is kept"
     for gone in ("/var/lib/vhbackup", "/var/cache/vhbackup", "/etc/vhbackup/policy.yml",
-                 "/lib/systemd/system/vhbackup-backup.service", "/usr/bin/vhbackup"):
+                 "/usr/lib/systemd/system/vhbackup-backup.service", "/lib/systemd/system/vhbackup-backup.timer",
+                 "/usr/bin/vhbackup"):
         assert not web1.path(gone).exists(), f"{gone} survived the purge"
     assert not list(web1.path("/var/lib/systemd/timers").glob("stamp-vhbackup-*"))
     assert web1.path(PASSWORD_FILE).read_text().startswith("correct-horse")

@@ -184,3 +184,42 @@ def test_a_timed_out_child_is_stopped_with_its_own_signal_first(tmp_path):
         proc.run(["sh", "-c", script], timeout=1, stop_signal=signal.SIGINT)
     assert seen.read_text() == "INT\n"
     assert time.monotonic() - started < 10
+
+
+def test_unconfigured_template_is_explained_by_every_command(tmp_path):
+    """The policy as the package ships it: config check says what to set (exit 78), status is UNKNOWN."""
+    template = tmp_path / "policy.yml"
+    template.write_text((ROOT / "etc/vhbackup/policy.yml").read_text())
+    check = vh("-c", str(template), "config", "check")
+    assert check.returncode == 78
+    line = one_line_error(check)
+    assert "not configured yet" in line and "repository.url" in line and str(template) in line
+    backup = vh("-c", str(template), "backup")
+    assert backup.returncode == 78 and "not configured yet" in one_line_error(backup)
+    status = vh("-c", str(template), "status")
+    assert (status.returncode, status.stderr) == (3, "")
+    assert status.stdout.startswith("UNKNOWN: not configured yet:") and len(status.stdout.splitlines()) == 1
+    status = vh("-c", str(template), "status", "--json")
+    facts = yaml.safe_load(status.stdout)
+    assert status.returncode == 3 and facts["level"] == "UNKNOWN" and facts["configured"] is False
+
+
+def test_if_configured_skips_only_the_template(tmp_path):
+    """ExecCondition= semantics: 1 (skip) for the template; 0 for any configured policy, valid or not."""
+    template = tmp_path / "template.yml"
+    template.write_text((ROOT / "etc/vhbackup/policy.yml").read_text())
+    result = vh("-c", str(template), "config", "check", "--if-configured")
+    assert (result.returncode, result.stderr) == (1, "")
+    assert "not configured yet" in result.stdout
+    env = {"VHBACKUP_CONFIG": str(template)}
+    assert vh("config", "check", "--if-configured", env=env).returncode == 1
+
+    valid = make_policy(tmp_path)
+    result = vh("-c", str(valid), "config", "check", "--if-configured")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    broken = tmp_path / "broken.yml"
+    broken.write_text("repository:\n  url: /srv/repo\n  pasword_file: /nope\n")
+    assert vh("-c", str(broken), "config", "check", "--if-configured").returncode == 0
+    broken_check = vh("-c", str(broken), "config", "check")
+    assert broken_check.returncode == 78 and "pasword_file" in one_line_error(broken_check)
+    assert vh("-c", str(tmp_path / "missing.yml"), "config", "check", "--if-configured").returncode == 0

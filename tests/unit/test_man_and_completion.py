@@ -97,4 +97,5 @@ def test_completion_offers_commands_and_each_commands_own_options(tmp_path):
     assert set(options["backup"]) - {"-h"} <= set(complete(tmp_path, "vhbackup", "backup", "--"))
     assert complete(tmp_path, "vhbackup", "--wait", "2h", "restore", "--in") == ["--into-database"]
     assert complete(tmp_path, "vhbackup", "config", "") == ["check"]
+    assert complete(tmp_path, "vhbackup", "config", "check", "--if") == ["--if-configured"]
     assert "--unit" in complete(tmp_path, "vhbackup", "-c", "/etc/vhbackup/policy.yml", "notify", "--")

@@ -80,12 +80,62 @@ def test_issue_minimal_policy_loads_as_written(tmp_path, pw):
     assert p.warnings == ()
 
 
-def test_shipped_default_policy_parses_with_a_real_password_file(tmp_path, pw):
-    """etc/vhbackup/policy.yml is what apt installs: it must load once its password file exists."""
-    text = (ROOT / "etc/vhbackup/policy.yml").read_text()
-    text = text.replace("/etc/vhbackup/credentials/restic-password", str(pw))
-    p = load_policy(write(tmp_path, text))
-    assert p.repository.password_file == str(pw)
+SHIPPED = ROOT / "etc/vhbackup/policy.yml"
+
+
+def uncommented(text: str, keys: tuple[str, ...] | None = None) -> str:
+    """The template with its settings uncommented, as its header tells an admin to do.
+
+    A setting starts with "#key:" in the first column and runs to the next
+    empty line; ``keys`` limits it to those top-level keys.
+    """
+    out, inside = [], False
+    for line in text.splitlines():
+        if not line.strip():
+            inside = False
+        elif line.startswith("#") and line[1:2].isalpha():
+            inside = keys is None or line[1:].split(":")[0] in keys
+        if inside:
+            out.append(line[1:])
+    return "\n".join(out) + "\n"
+
+
+def test_shipped_policy_is_the_unconfigured_template(tmp_path):
+    """What apt installs sets nothing: the units skip their runs and every command says what to do."""
+    from vhbackup.policy import is_template
+    assert is_template(SHIPPED)
+    err = error_of(SHIPPED)
+    assert "not configured yet" in str(err) and "repository.url" in str(err)
+    assert "/etc/vhbackup/credentials/restic-password" in str(err)
+
+
+def test_template_detection_only_for_a_file_that_sets_nothing(tmp_path):
+    from vhbackup.policy import is_template
+    assert is_template(write(tmp_path, "# only comments\n\n   # and blanks\n"))
+    assert is_template(write(tmp_path, ""))
+    # anything set, even broken, is configured: the run must fail on it, loudly
+    for text in ("repository:\n  url: /x\n", "bogus: 1\n", "repository: [unclosed\n", "~\n", "- a\n"):
+        assert not is_template(write(tmp_path, text)), text
+    assert not is_template(tmp_path / "missing.yml")
+    (tmp_path / "policy.yml").write_bytes(b"\xff\xfe# not utf-8\n")
+    assert not is_template(tmp_path / "policy.yml")
+
+
+def test_shipped_template_settings_are_valid_once_uncommented(tmp_path, pw):
+    """Every commented setting is real YAML with known keys, and the core ones load as documented."""
+    text = SHIPPED.read_text()
+    import yaml
+    everything = yaml.safe_load(uncommented(text))
+    assert set(everything) == {"repository", "host", "state_dir", "restic_binary", "metrics_file", "retention",
+                               "checks", "verify", "paths", "exclude", "services", "databases", "parallel_dumps",
+                               "notify"}
+    core = uncommented(text, ("repository", "retention", "paths", "exclude", "services", "checks", "verify"))
+    p = load_policy(write(tmp_path, core.replace("/etc/vhbackup/credentials/restic-password", str(pw))))
+    assert p.repository.url == "/srv/vhbackup/repo" and p.repository.password_file == str(pw)
+    assert p.retention.rules() == {"last": 7, "daily": 30, "weekly": 52, "monthly": 36, "yearly": 5}
+    assert p.paths == ("/etc/nginx",)
+    assert [s.name for s in p.services] == ["agent", "hub"]
+    assert p.warnings == ()
 
 
 def test_top_level_keys_and_paths_are_normalised(tmp_path, pw):

@@ -231,3 +231,29 @@ def test_catalog_documents_every_message_id(tmp_path):
                                capture_output=True, text=True, timeout=60, check=True).stdout
         assert re.search(r"^Subject: .*vhbackup", entry, re.M), entry
         assert "Defined-By: vhbackup" in entry
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_runs_are_skipped_not_failed_until_configured(name):
+    """ExecCondition= exits 1 (skip) for the template policy; jobs also wait for the password file."""
+    argv = shlex.split(one(name, "Service", "ExecCondition"))
+    assert argv[0] == "/usr/bin/vhbackup"
+    args = build_parser().parse_args(argv[1:])
+    assert (args.command, args.config_command, args.if_configured) == ("config", "check", True)
+    conditions = unit(name)["Unit"].get("ConditionPathExists", [])
+    if name in JOBS:
+        credential = one(name, "Service", "LoadCredential").split(":", 1)[1]
+        assert conditions == [credential], "without the file LoadCredential= fails the unit (243/CREDENTIALS)"
+    else:
+        assert conditions == [] and "LoadCredential" not in unit(name)["Service"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_documentation_links_name_shipped_files(name):
+    """file: links name docs that the package installs uncompressed (debian/rules keeps them so)."""
+    rules = (ROOT / "debian" / "rules").read_text()
+    for link in one(name, "Unit", "Documentation").split():
+        if link.startswith("file:"):
+            path = Path(link.removeprefix("file:"))
+            assert path.parent == Path("/usr/share/doc/vhbackup") and (ROOT / "docs" / path.name).is_file(), link
+            assert f"dh_compress -X{path.name}" in rules, f"{path.name} would be compressed to .gz"

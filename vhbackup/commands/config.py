@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vhbackup import container_check, files
 from vhbackup.context import Context
+from vhbackup.policy import is_template, not_configured_message
 from vhbackup.urls import display_url
 
 NAME = "config"
@@ -12,7 +13,25 @@ NAME = "config"
 def add_arguments(parser) -> list:
     sub = parser.add_subparsers(dest="config_command", metavar="check", required=True)
     check = sub.add_parser("check", help="validate the policy and credentials and print a short summary")
+    check.add_argument("--if-configured", action="store_true",
+                       help="only tell whether the policy is configured: exit 0 if it sets anything, 1 while "
+                            "it is still the commented-out template (the units' ExecCondition=)")
     return [check]
+
+
+def before_policy(path: str, args) -> int | None:
+    """``--if-configured`` answers before (and without) loading the policy.
+
+    The units run it as ``ExecCondition=``: exit 1 skips the run without a
+    failure while the policy is still the template; a configured policy exits
+    0 even when it is broken, so that the run itself fails on it, loudly.
+    """
+    if not args.if_configured:
+        return None
+    if is_template(path):
+        print(not_configured_message(path))
+        return 1
+    return 0
 
 
 def run(ctx: Context, args) -> int:

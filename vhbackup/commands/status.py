@@ -11,6 +11,7 @@ import json
 
 from vhbackup import health
 from vhbackup.context import Context
+from vhbackup.policy import is_template
 
 NAME = "status"
 OPENS_REPOSITORY = False  # status reads only state_dir
@@ -18,6 +19,17 @@ OPENS_REPOSITORY = False  # status reads only state_dir
 
 def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the facts as a JSON object")
+
+
+def before_policy(path: str, args) -> int | None:
+    """UNKNOWN "not configured yet" while the policy is the commented-out template, not a policy error."""
+    if not is_template(path):
+        return None
+    result = health.Health(health.UNKNOWN, health.CODES[health.UNKNOWN],
+                           f"UNKNOWN: not configured yet: {path} sets nothing (see its comments)",
+                           {"configured": False, "policy": path, "problems": ["not configured yet"]})
+    print(json.dumps(result.as_json(), indent=2, sort_keys=True) if args.json else result.summary)
+    return result.code
 
 
 def run(ctx: Context, args) -> int:

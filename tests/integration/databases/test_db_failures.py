@@ -8,7 +8,7 @@ import stat
 
 import pytest
 from dbhelpers import maria_fingerprint, pg_exists, pg_fingerprint, runs_json, snapshots
-from tests.conftest import write_secret
+from tests.conftest import RESTIC, write_secret
 
 KILLER = """#!/bin/sh
 # Stand-in pg_dump: the real one, except that for one database it is killed mid-stream.
@@ -79,7 +79,7 @@ def test_failed_dumps_exit_1_name_the_error_and_leave_no_snapshot(env, tmp_path,
     assert not pg_exists(missing)
 
 
-@pytest.mark.parametrize("restic_binary", ["/usr/bin/restic"])
+@pytest.mark.parametrize("restic_binary", [RESTIC["0.14"]])
 def test_missing_dump_tool_is_one_line_naming_the_package(env, tmp_path):
     empty_bin = tmp_path / "empty-bin"
     empty_bin.mkdir()
