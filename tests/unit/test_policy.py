@@ -127,13 +127,14 @@ def test_shipped_template_settings_are_valid_once_uncommented(tmp_path, pw):
     import yaml
     everything = yaml.safe_load(uncommented(text))
     assert set(everything) == {"repository", "host", "state_dir", "restic_binary", "metrics_file", "retention",
-                               "checks", "verify", "paths", "exclude", "services", "databases", "parallel_dumps",
+                               "checks", "verify", "paths", "exclude", "services", "databases", "concurrency",
                                "notify"}
     core = uncommented(text, ("repository", "retention", "paths", "exclude", "services", "checks", "verify"))
     p = load_policy(write(tmp_path, core.replace("/etc/vhbackup/credentials/restic-password", str(pw))))
     assert p.repository.url == "/srv/vhbackup/repo" and p.repository.password_file == str(pw)
     assert p.retention.rules() == {"last": 7, "daily": 30, "weekly": 52, "monthly": 36, "yearly": 5}
-    assert p.paths == ("/etc/nginx",)
+    assert p.paths == ("/etc/nginx", "/srv/uploads-if-any") and p.optional_paths == ("/srv/uploads-if-any",)
+    assert p.repository.timeout == 60
     assert [s.name for s in p.services] == ["agent", "hub"]
     assert p.warnings == ()
 
