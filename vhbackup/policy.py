@@ -253,7 +253,7 @@ class _Node:
         return PolicyError(f"{where}: {self.key}: {message}" if self.key else f"{where}: {message}")
 
     def value(self) -> Any:
-        return self.loader.construct_object(self.node, deep=True)
+        return _construct(self.loader, self.node, self)
 
     def mapping(self) -> _Map:
         if not isinstance(self.node, yaml.MappingNode):
@@ -307,7 +307,10 @@ class _Map:
         self.children: dict[str, _Node] = {}
         self.key_nodes: dict[str, yaml.Node] = {}
         for key_node, value_node in parent.node.value:
-            key = parent.loader.construct_object(key_node, deep=True)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _Node(key_node, parent.source, parent.key, parent.loader).error(
+                    "YAML merge keys ('<<') are not supported: write the keys out")
+            key = _construct(parent.loader, key_node, _Node(key_node, parent.source, parent.key, parent.loader))
             if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode) and not key_node.style:
                 key = key_node.value  # YAML 1.1 reads a plain `on:` key as true; keys are names
             if not isinstance(key, str):
@@ -344,6 +347,18 @@ class _Map:
 
     def names(self) -> list[str]:
         return list(self.children)
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, where: _Node) -> Any:
+    """The Python value of ``node``; a tag that cannot be built (``!foo``, ``!!python/...``, ``!!int abc``) is
+    a one-line policy error, never a traceback."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise where.error(f"cannot read this value: {problem}") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise where.error(f"cannot read this value as its tag {node.tag!r} says: {exc}") from None
 
 
 def _kind(node: yaml.Node) -> str:

@@ -383,3 +383,20 @@ def test_compression_values(tmp_path, pw):
     assert p.repository.compression == "max"
     err = str(error_of(write(tmp_path, repo(pw) + "  compression: fast\n")))
     assert "repository.compression" in err
+
+
+@pytest.mark.parametrize("value", ["!!python/name:os.system x", "!!python/object/apply:os.system ['id']",
+                                   "!foo bar", "!!int abc", "!!float '1e'", "!!timestamp 2001-13-45"])
+def test_a_tag_that_cannot_be_built_is_one_line_naming_file_line_and_key(tmp_path, pw, value):
+    error = error_of(write(tmp_path, f"{repo(pw)}host: {value}\n"))
+    assert str(error).startswith(f"{tmp_path / 'policy.yml'}:4: host: "), error
+
+
+def test_a_tagged_key_that_cannot_be_built_is_one_line(tmp_path, pw):
+    error = error_of(write(tmp_path, f"{repo(pw)}? !foo x\n: 1\n"))
+    assert f"{tmp_path / 'policy.yml'}:4:" in str(error)
+
+
+def test_merge_keys_are_refused_plainly(tmp_path, pw):
+    error = error_of(write(tmp_path, f"repository:\n  <<: {{url: /x}}\n  password_file: {pw}\n"))
+    assert "policy.yml:2: repository: YAML merge keys" in str(error)
