@@ -268,11 +268,17 @@ class _Node:
             for i, child in enumerate(self.node.value)
         ]
 
-    def string(self) -> str:
+    def string(self, strip: bool = True) -> str:
+        """The value as a string, stripped of surrounding blanks unless ``strip=False`` (file names are literal).
+
+        A NUL never reaches a command line or a file name: refused here, for every string of the policy.
+        """
         value = self.value() if isinstance(self.node, yaml.ScalarNode) else None
         if not isinstance(value, str) or not value.strip():
             raise self.error(f"must be a non-empty string, got {_describe(self)}")
-        return value.strip()
+        if "\0" in value:
+            raise self.error("must not contain a NUL character")
+        return value.strip() if strip else value
 
     def integer(self, minimum: int = 0) -> int:
         value = self.value() if isinstance(self.node, yaml.ScalarNode) else None
@@ -376,11 +382,10 @@ def _describe(node: _Node) -> str:
 
 
 def _absolute_path(node: _Node) -> str:
-    value = node.string()
+    """A literal absolute path: blanks around it are part of the name (a quoted "/srv/a " is not /srv/a)."""
+    value = node.string(strip=False)
     if not value.startswith("/"):
         raise node.error(f"must be an absolute path, got {value!r}")
-    if "\0" in value:
-        raise node.error("must not contain a NUL character")
     return os.path.normpath("/" + value.lstrip("/"))
 
 
@@ -736,6 +741,15 @@ def _parse_notify(node: _Node, out: dict) -> None:
     out["notify"] = Notify(on=on, email=email, webhook=webhook)
 
 
+def _host(node: _Node) -> str:
+    """The host name snapshots are made under: one line of printable characters (it is in every listing,
+    alert and journal line, where a control character or a line break would forge or hide output)."""
+    value = node.string()
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise node.error(f"must be printable characters on one line, got {value!r}")
+    return value
+
+
 def _scalar(key: str, parse: Callable[[_Node], Any]) -> Callable[[_Node, dict], None]:
     def section(node: _Node, out: dict) -> None:
         out[key] = parse(node)
@@ -743,7 +757,7 @@ def _scalar(key: str, parse: Callable[[_Node], Any]) -> Callable[[_Node, dict], 
 
 
 _SECTIONS: dict[str, Callable[[_Node, dict], None]] = {
-    "host": _scalar("host", lambda n: n.string()),
+    "host": _scalar("host", lambda n: _host(n)),
     "state_dir": _scalar("state_dir", _absolute_path),
     "restic_binary": _scalar("restic_binary", lambda n: n.string()),
     "repository": _parse_repository,

@@ -400,3 +400,22 @@ def test_a_tagged_key_that_cannot_be_built_is_one_line(tmp_path, pw):
 def test_merge_keys_are_refused_plainly(tmp_path, pw):
     error = error_of(write(tmp_path, f"repository:\n  <<: {{url: /x}}\n  password_file: {pw}\n"))
     assert "policy.yml:2: repository: YAML merge keys" in str(error)
+
+
+def test_a_quoted_path_keeps_its_blanks_it_is_a_literal_name(tmp_path, pw):
+    """"/srv/a " is another directory than /srv/a: stripping it would back up (and restore over) the wrong one."""
+    policy = load_policy(write(tmp_path, f'{repo(pw)}paths: ["/srv/a ", "/srv/b\\tc"]\n'))
+    assert policy.paths == ("/srv/a ", "/srv/b\tc")
+
+
+@pytest.mark.parametrize("section", ['host: "a\\0b"', 'exclude: ["x\\0y"]', 'restic_binary: "/usr/bin/re\\0stic"',
+                                     'paths: ["/srv/a\\0"]'])
+def test_a_nul_anywhere_is_refused_by_the_policy_not_a_traceback_at_spawn(tmp_path, pw, section):
+    error = error_of(write(tmp_path, f"{repo(pw)}{section}\n"))
+    assert "NUL" in str(error) and "policy.yml:4:" in str(error)
+
+
+@pytest.mark.parametrize("host", ['"web\\nOK: all good"', '"a\\tb"', '"x\\x1b[2J"', '"x\\x7f"'])
+def test_a_host_with_control_characters_is_refused(tmp_path, pw, host):
+    error = error_of(write(tmp_path, f"{repo(pw)}host: {host}\n"))
+    assert "host: must be printable characters on one line" in str(error)
