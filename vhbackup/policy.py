@@ -35,6 +35,10 @@ CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 #: Compose project names (docker compose: lower case letters, digits, '_' and '-').
 COMPOSE_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 CONTAINER_ENGINES = ("docker", "podman")
+#: A systemd unit name as systemd spells it (letters, digits, ':', '_', '.', '\\', '@', '-'), not an option
+#: (no leading '-') and not a pattern: systemctl expands '*', '?' and '[' over every loaded unit, so
+#: ``stop``/``start`` of a pattern would start units that were not running before.
+UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]{0,254}$")
 #: A policy larger than this is refused before it is parsed.
 MAX_POLICY_BYTES = 1 << 20
 #: YAML nodes a policy may expand to, counting every use of an alias: aliases
@@ -537,6 +541,14 @@ def _parse_databases(node: _Node, out: dict) -> None:
     out["databases"] = tuple(databases)
 
 
+def _unit_name(node: _Node) -> str:
+    value = node.string() if isinstance(node.node, yaml.ScalarNode) else None
+    if value is None or not UNIT_NAME.match(value):
+        raise node.error(f"a systemd unit name is letters, digits, ':', '_', '.', '\\', '@' or '-' (not first), "
+                         f"never a pattern, got {_describe(node)}")
+    return value
+
+
 def _container_name(node: _Node, what: str = "container name") -> str:
     value = node.string() if isinstance(node.node, yaml.ScalarNode) else None
     if value is None or not CONTAINER_NAME.match(value):
@@ -625,7 +637,7 @@ def _parse_services(node: _Node, out: dict) -> None:
         s.check_known(("paths", "databases", "units", "stop", "containers", "compose", "volumes"))
         paths, optional = _path_list(s.get("paths")) if s.get("paths") else ((), ())
         dbs = tuple(_identifier(i, "database name") for i in s.get("databases").items()) if s.get("databases") else ()
-        units = s.get("units").strings() if s.get("units") else ()
+        units = tuple(_unit_name(i) for i in s.get("units").items()) if s.get("units") else ()
         stop = s.get("stop").boolean() if s.get("stop") else True
         in_containers = _service_containers(s)
         if not paths and not dbs and not in_containers.get("volumes"):

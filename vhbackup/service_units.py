@@ -41,7 +41,7 @@ def _systemctl(*args: str) -> proc.Result:
 
 
 def is_active(unit: str) -> bool:
-    return _systemctl("is-active", "--quiet", unit).returncode == 0
+    return _systemctl("is-active", "--quiet", "--", unit).returncode == 0
 
 
 def _left_path(state_dir: str) -> str:
@@ -127,7 +127,7 @@ def stopped(units: Sequence[str], state_dir: str | None = None, refs: Sequence[c
             log.info("stopping %s", unit)
             to_start.append(unit)
             _note(state_dir, to_start)
-            result = _systemctl("stop", unit)
+            result = _systemctl("stop", "--", unit)
             if result.returncode != 0:
                 raise VhError(f"could not stop {unit}: {result.stderr.strip() or proc.describe_exit(result.returncode)}")
         for box in boxes:
@@ -172,7 +172,7 @@ def _start_again(units: Sequence[str]) -> list[str]:
     for unit in units:
         log.info("starting %s again", unit)
         for attempt in range(1, START_ATTEMPTS + 1):
-            result = _systemctl("start", unit)
+            result = _systemctl("start", "--", unit)
             if result.returncode == 0:
                 break
             if attempt == START_ATTEMPTS:

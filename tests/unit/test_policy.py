@@ -419,3 +419,19 @@ def test_a_nul_anywhere_is_refused_by_the_policy_not_a_traceback_at_spawn(tmp_pa
 def test_a_host_with_control_characters_is_refused(tmp_path, pw, host):
     error = error_of(write(tmp_path, f"{repo(pw)}host: {host}\n"))
     assert "host: must be printable characters on one line" in str(error)
+
+
+@pytest.mark.parametrize("unit", ["--now", "-.mount", "web*", "app?.service", "app[12].service", "a b.service",
+                                  "x;reboot"])
+def test_a_unit_that_is_an_option_or_a_pattern_is_refused(tmp_path, pw, unit):
+    """systemctl would read '--now' as an option, and expand 'web*' over every loaded unit: 'start web*'
+    after the backup would start units that were not running before."""
+    error = error_of(write(tmp_path, f"{repo(pw)}services:\n  app:\n    paths: [/srv/app]\n    units: ['{unit}']\n"))
+    assert "policy.yml:7: services.app.units[0]: a systemd unit name" in str(error)
+
+
+def test_ordinary_unit_names_are_kept(tmp_path, pw):
+    units = ["nginx", "php8.2-fpm.service", "getty@tty1.service", "srv-data.mount", "a\\x2db.service", "x:y.socket"]
+    policy = load_policy(write(tmp_path, f"{repo(pw)}services:\n  app:\n    paths: [/srv/app]\n"
+                                         f"    units: {units!r}\n".replace("\\\\", "\\")))
+    assert policy.service("app").units == tuple(units)

@@ -122,3 +122,18 @@ def test_a_failed_stop_fails_before_the_body_and_restarts(fake):
         with service_units.stopped(["a.service"]):
             pytest.fail("body ran")
     assert ("start", "a.service") in systemd.calls
+
+
+def test_every_systemctl_call_ends_its_options_before_the_unit(monkeypatch):
+    """A unit name is never read as an option, whatever the policy let through."""
+    seen = []
+
+    def record(*args):
+        seen.append(args)
+        return proc.Result(("systemctl", *args), 0, "", "")
+
+    monkeypatch.setattr(service_units, "_systemctl", record)
+    with service_units.stopped(["hub.service"]):
+        pass
+    assert [a[0] for a in seen] == ["is-active", "stop", "start"]
+    assert all(a[-2:] == ("--", "hub.service") for a in seen), seen
