@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from typing import Any
 
@@ -197,11 +198,18 @@ def read_items(state_dir: str) -> dict:
 
 def _secret_values(path: str) -> list[str]:
     """Every non-empty line of a credential file and the whole of it: each way a tool may read it."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read(65536)
+    try:  # never block: a FIFO (or a device) would hang an alert for ever, and its content is no secret of ours
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return []
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        text = os.read(fd, 65536).decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
     values = [line.strip() for line in text.splitlines() if line.strip()]
     return values + ([text.strip()] if text.strip() else [])
 

@@ -198,3 +198,18 @@ def test_plain_on_key_in_a_hand_written_policy(tmp_path, http):
         f"notify:\n  on: [failure, warning]\n  webhook:\n    url: {http.url}/x\n")
     result = env.vh("config", "check")
     assert result.returncode == 0, result.stderr
+
+
+def test_an_alert_goes_out_although_the_repository_password_file_became_a_fifo(tmp_path, http):
+    """notify never reads the repository's password for use, only to mask it: a FIFO there (an admin's
+    mistake, or a credential helper that is not running) must not hang the OnFailure= alert for ever."""
+    import os
+    env = make_env(tmp_path, restic_for("0.14"))
+    env.write_policy(host="web01", notify={"webhook": {"url": f"{http.url}/{{status}}", "timeout": "2s"}})
+    env.password_file.unlink()
+    os.mkfifo(env.password_file, 0o600)
+    started = time.monotonic()
+    result = env.vh("notify", "--test", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "webhook: sent\n"
+    assert time.monotonic() - started < 30
