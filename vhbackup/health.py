@@ -217,6 +217,10 @@ def _judge_item(item: str, entry: dict | None, now: float, max_age: float,
         last_time = float(last["time"]) if last else None
     except (KeyError, TypeError, ValueError):
         return CRITICAL, f"{item}: its state record is damaged; run a backup", facts
+    future = max(t for t in (good_time, last_time, float("-inf")) if t is not None)
+    if future > now + CLOCK_SKEW:
+        return CRITICAL, (f"{item}: a backup is recorded at {_when(future)}, in the future: the clock was wrong "
+                          f"then or is wrong now, so its age cannot be trusted; run a backup"), facts
     if last is not None and last.get("status") == "failure":
         since = f"last good backup {_when(good_time)}" if good_time else "never backed up"
         if last.get("run_id") == head_run:

@@ -141,3 +141,26 @@ def test_bad_checks_and_verify_name_file_line_and_key(tmp_path, body, line, key)
         _policy_text(tmp_path, body)
     assert exc.value.exit_code == 78
     assert f"policy.yml:{line}: {key}:" in str(exc.value)
+
+
+def test_an_item_recorded_in_the_future_is_critical_even_when_the_newest_run_is_not(tmp_path):
+    """The clock ran a year ahead during one full run, then was put right, and later runs were partial
+    selections (``--service web``): db:shop's "good" backup lies in the future, so its age is negative and
+    would look fresh for a year. Like a run record in the future, its age cannot be trusted."""
+    from vhbackup.policy import Database, Service
+    p = Policy(source=str(tmp_path / "policy.yml"), host="web01", state_dir=str(tmp_path / "state"),
+               restic_binary="/nonexistent/restic",
+               repository=Repository(url="/srv/repo", password_file=str(tmp_path / "pw")),
+               services=(Service("web", paths=("/srv/web",)),), databases=(Database("shop", "postgresql"),))
+    record(p, started=NOW - 3600)
+    future = NOW + 365 * 86400
+    state.write_json_atomic(state.items_path(p.state_dir), {
+        "files:web": {"last": {"run_id": "r2", "time": NOW - 3600, "status": "success"},
+                      "good": {"run_id": "r2", "time": NOW - 3600, "status": "success"}},
+        "db:shop": {"last": {"run_id": "r1", "time": future, "status": "success"},
+                    "good": {"run_id": "r1", "time": future, "status": "success"}},
+    })
+    h = health.evaluate(p, now=NOW)
+    assert h.level == "CRITICAL", h.summary
+    assert "db:shop" in h.summary and "in the future" in h.summary
+    assert "files:web" not in h.summary
