@@ -156,6 +156,42 @@ def test_a_target_that_resolves_to_root_is_an_in_place_restore(env, tmp_path, sa
         assert "restoring in place replaces live data; pass --yes" in result.stderr
 
 
+def test_a_target_another_user_could_redirect_is_refused_before_anything_is_written(env, tmp_path, sample_tree):
+    """The target is resolved once; a directory on its way that another user owns (or may rename entries of)
+    could be swapped for a link to / while the restore runs, and restic would write through it: over the
+    live system, without --yes and with the units running. Refused, naming it; nothing restored or recorded.
+    A target under a sticky directory such as /tmp stays allowed."""
+    env.write_policy(services={"hub": {"paths": [str(sample_tree / "srv/hub/data")]}})
+    assert env.vh("init").returncode == 0
+    assert env.vh("backup").returncode == 0
+    theirs = tmp_path / "home-of-nobody"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    open_dir = tmp_path / "shared"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    cases = {str(theirs / "restore"): f"{theirs} belongs to uid 65534",
+             str(theirs): f"{theirs} belongs to uid 65534",
+             str(open_dir / "restore"): f"{open_dir} is writable by others (mode 0777)",
+             str(open_dir): f"{open_dir} is writable by others (mode 0777)",
+             str(a_file): f"{a_file} is not a directory",
+             str(a_file / "x"): f"{a_file} is not a directory"}
+    for target, reason in cases.items():
+        result = env.vh("restore", "--latest", "--target", target)
+        assert result.returncode == 2, (target, result.stderr)
+        assert reason in result.stderr and "\n" not in result.stderr.strip(), result.stderr
+    assert not (theirs / "restore").exists() and not (open_dir / "restore").exists()
+    assert not (env.state_dir / "last-restore.json").exists()
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    result = env.vh("restore", "--latest", "--target", str(sticky / "restore"))
+    assert result.returncode == 0, result.stderr
+    assert (sticky / "restore" / str(sample_tree / "srv/hub/data").lstrip("/")).is_dir()
+
+
 def test_restic_014_does_not_follow_a_symlink_planted_in_the_target(tmp_path, sample_tree):
     from tests.conftest import RESTIC, make_env
     env = make_env(tmp_path, RESTIC["0.14"])

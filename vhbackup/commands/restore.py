@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import sys
 
 from vhbackup import containers, databases, lock, outcome, runs, selection, service_units, state
@@ -58,6 +59,41 @@ def resolve_target(target: str | None) -> str | None:
     return None if resolved == "/" else resolved
 
 
+def check_target(target: str) -> None:
+    """Refuse a target another user could redirect while the restore runs.
+
+    The target was resolved once; if another user can rename or replace
+    one of its directories (one they own, or a group- or world-writable one
+    without the sticky bit), they can swap it for a symbolic link after
+    that check, and restic would then write the backup's files through it,
+    e.g. over the live system without ``--yes``. The target itself must not
+    be writable by others either (a link planted in it before restic makes
+    a directory there: restic < 0.17 follows it). A sticky directory such
+    as /tmp may hold the target: others cannot rename what root made there.
+    Called again once the target exists (someone may have made it first).
+    Also refuses a target that exists and is not a directory.
+    """
+    trusted = (0, os.geteuid())
+    path = "/"
+    for part in [p for p in target.split("/") if p]:
+        path = os.path.join(path, part)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return  # created by this restore, inside directories only root (or we) can change
+        except OSError as exc:
+            raise UsageError(f"--target {target}: cannot inspect {path}: {exc.strerror}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"--target {target}: {path} is not a directory")
+        if st.st_uid not in trusted:
+            raise UsageError(f"--target {target}: {path} belongs to uid {st.st_uid}, who could redirect the "
+                             f"restore elsewhere while it runs; restore under a directory only root can change")
+        if st.st_mode & 0o022 and (path == target or not st.st_mode & stat.S_ISVTX):
+            raise UsageError(f"--target {target}: {path} is writable by others (mode "
+                             f"{stat.S_IMODE(st.st_mode):04o}), who could redirect the restore elsewhere while "
+                             f"it runs; restore under a directory only root can change")
+
+
 def run(ctx: Context, args) -> int:
     if args.list:
         print_runs(ctx.policy, runs.group(ctx.restic.snapshots()), as_json=args.json)
@@ -67,6 +103,8 @@ def run(ctx: Context, args) -> int:
     if args.snapshot:
         runs.validate_ref(args.snapshot)
     target = resolve_target(args.target)
+    if target is not None:
+        check_target(target)
     if args.target is not None and target is None:
         log.warning("--target %s is the root directory: this is an in-place restore", args.target)
     files_wanted = not args.databases_only and not (args.database and not args.service)
@@ -111,6 +149,7 @@ def run(ctx: Context, args) -> int:
             if services:
                 if target:
                     _make_target(target)
+                    check_target(target)
                 ctx.restic.restore(run_.files.id, target or "/", includes)
                 log.info("restored files of %s from run %s to %s", ", ".join(services), run_.id, target or "/")
             databases.restore_all(ctx, steps, args.db_host, args.db_port)
