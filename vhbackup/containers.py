@@ -179,6 +179,8 @@ def resolve(engine: str, refs: Sequence[Ref]) -> list[Container]:
     for ref in refs:
         if ref.name:
             container = inspect(engine, ref.name)
+            if container is not None and ref.name not in (container.name, container.id):
+                container = None  # the engine matched the start of another container's id: not this name
             if container is None:
                 raise VhError(f"container {ref.name} does not exist ({engine}); check its name with "
                               f"'{engine} ps -a'")

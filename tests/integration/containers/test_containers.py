@@ -272,3 +272,32 @@ def test_backup_as_the_hardened_unit_runs_it_through_the_podman_api_service(env,
     assert result.returncode == 0, result.stderr
     assert stack.started_at(web) != before and stack.running(web)
     assert snapshots(env, "db:hubpg") and snapshots(env, "db:shop")
+
+
+def test_a_name_that_is_only_another_containers_id_prefix_is_missing_not_that_container(env, stack, lone_container):
+    """The engine resolves an unknown name as an id prefix: 'containers: [db]' with no container called db
+    stopped whatever container's id began with "db", and 'container: db' dumped (and restored into) its
+    databases. Only a container of that exact name (or full id) is meant."""
+    lone_id = podman("inspect", "--format", "{{.Id}}", lone_container).stdout.decode().strip()
+    prefix = lone_id[:12]
+    before = stack.started_at(lone_container)
+    stop_it = container_policy(env, stack)
+    stop_it["services"]["hub"]["containers"] = [prefix]
+    dump_in_it = container_policy(env, stack)
+    dump_in_it["databases"]["shop"] = {"type": "mariadb", "container": prefix}
+    for policy in (stop_it, dump_in_it):
+        env.write_policy(**policy)
+        assert env.vh("init").returncode == 0
+        result = env.vh("backup")
+        assert result.returncode == 1
+        assert f"container {prefix} does not exist" in result.stderr, result.stderr
+        assert stack.started_at(lone_container) == before, "the container whose id starts so was stopped"
+        check = env.vh("config", "check")
+        assert f"container {prefix} does not exist" in check.stdout, check.stdout
+    assert not snapshots(env, "db:shop")
+    # its full id and its exact name still name it
+    for name in (lone_id, lone_container):
+        stop_it["services"]["hub"]["containers"] = [name]
+        env.write_policy(**stop_it)
+        dry = env.vh("backup", "--dry-run")
+        assert dry.returncode == 0 and lone_container in dry.stdout, dry.stdout + dry.stderr
