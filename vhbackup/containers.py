@@ -231,9 +231,19 @@ def is_running(engine: str, container_id: str) -> bool:
 # --- volumes ---------------------------------------------------------------------------
 
 
+def _volume_name(inspect_output: str) -> str | None:
+    try:
+        return str(json.loads(inspect_output)[0]["Name"])
+    except (ValueError, LookupError, TypeError):
+        return None
+
+
 def volume_path(engine: str, name: str, create: bool = False) -> str | None:
     """The mount point of volume ``name`` on this machine; None when it does not exist (unless ``create``)."""
     result = run(engine, "volume", "inspect", name, timeout=60)
+    if result.returncode == 0 and _volume_name(result.stdout) != name:
+        # podman matched a unique partial name (hub_data -> hub_data_old): that is another volume
+        result = proc.Result(result.argv, 1, "", f"Error: no such volume {name}")
     if result.returncode != 0:
         if not re.search(r"no such volume|not found|no such object", result.stderr, re.IGNORECASE):
             raise VhError(f"{engine} could not inspect volume {name}: {engine_error(result)}")

@@ -301,3 +301,40 @@ def test_a_name_that_is_only_another_containers_id_prefix_is_missing_not_that_co
         env.write_policy(**stop_it)
         dry = env.vh("backup", "--dry-run")
         assert dry.returncode == 0 and lone_container in dry.stdout, dry.stdout + dry.stderr
+
+
+def test_a_volume_name_that_only_begins_another_volumes_name_is_missing_not_that_volume(env, stack):
+    """podman takes a unique partial volume name: 'volumes: [hub_data]' with only hub_data_old present backed
+    up hub_data_old as if it were hub_data (success, the wrong data), and an in-place restore wrote into it
+    instead of creating hub_data."""
+    import secrets as _secrets
+    name = f"vhbt_vol_{_secrets.token_hex(3)}"
+    podman("volume", "create", f"{name}_old")
+    try:
+        policy = container_policy(env, stack)
+        policy["services"] = {"files": {"volumes": [name]}}
+        policy["databases"] = {}
+        env.write_policy(**policy)
+        assert env.vh("init").returncode == 0
+        result = env.vh("backup")
+        assert result.returncode == 1 and f"volume {name} of service files does not exist" in result.stderr, \
+            result.stderr
+        check = env.vh("config", "check")
+        assert f"volume {name}" in check.stdout and "does not exist" in check.stdout, check.stdout
+        # the real one backed up, then lost: the restore makes it again and leaves name_old alone
+        podman("volume", "create", name)
+        mount = podman("volume", "inspect", "--format", "{{.Mountpoint}}", name).stdout.decode().strip()
+        with open(os.path.join(mount, "data.txt"), "w") as fh:
+            fh.write("the real volume\n")
+        assert env.vh("backup").returncode == 0
+        podman("volume", "rm", name)
+        restored = env.vh("restore", "--latest", "--service", "files", "--yes")
+        assert restored.returncode == 0, restored.stderr
+        again = podman("volume", "inspect", "--format", "{{.Mountpoint}}", name).stdout.decode().strip()
+        with open(os.path.join(again, "data.txt")) as fh:
+            assert fh.read() == "the real volume\n"
+        old = podman("volume", "inspect", "--format", "{{.Mountpoint}}", f"{name}_old").stdout.decode().strip()
+        assert os.listdir(old) == []
+    finally:
+        podman("volume", "rm", "-f", f"{name}_old", check=False)
+        podman("volume", "rm", "-f", name, check=False)
