@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from tests.conftest import make_env, restic_for
 from tests.integration.containers.conftest import container_policy, podman, snapshots, vh_popen
 
 
@@ -274,10 +275,11 @@ def test_backup_as_the_hardened_unit_runs_it_through_the_podman_api_service(env,
     assert snapshots(env, "db:hubpg") and snapshots(env, "db:shop")
 
 
-def test_a_name_that_is_only_another_containers_id_prefix_is_missing_not_that_container(env, stack, lone_container):
+def test_a_name_that_is_only_another_containers_id_prefix_is_missing_not_that_container(tmp_path, stack, lone_container):
     """The engine resolves an unknown name as an id prefix: 'containers: [db]' with no container called db
     stopped whatever container's id began with "db", and 'container: db' dumped (and restored into) its
     databases. Only a container of that exact name (or full id) is meant."""
+    env = make_env(tmp_path, restic_for("0.14"))  # nothing here depends on restic's version
     lone_id = podman("inspect", "--format", "{{.Id}}", lone_container).stdout.decode().strip()
     prefix = lone_id[:12]
     before = stack.started_at(lone_container)
@@ -303,10 +305,11 @@ def test_a_name_that_is_only_another_containers_id_prefix_is_missing_not_that_co
         assert dry.returncode == 0 and lone_container in dry.stdout, dry.stdout + dry.stderr
 
 
-def test_a_volume_name_that_only_begins_another_volumes_name_is_missing_not_that_volume(env, stack):
+def test_a_volume_name_that_only_begins_another_volumes_name_is_missing_not_that_volume(tmp_path, stack):
     """podman takes a unique partial volume name: 'volumes: [hub_data]' with only hub_data_old present backed
     up hub_data_old as if it were hub_data (success, the wrong data), and an in-place restore wrote into it
     instead of creating hub_data."""
+    env = make_env(tmp_path, restic_for("0.14"))  # nothing here depends on restic's version
     import secrets as _secrets
     name = f"vhbt_vol_{_secrets.token_hex(3)}"
     podman("volume", "create", f"{name}_old")
@@ -338,3 +341,40 @@ def test_a_volume_name_that_only_begins_another_volumes_name_is_missing_not_that
     finally:
         podman("volume", "rm", "-f", f"{name}_old", check=False)
         podman("volume", "rm", "-f", name, check=False)
+
+
+def test_a_scaled_service_stops_only_its_running_containers_and_a_stopped_one_stays_stopped(tmp_path, stack,
+                                                                                             podman_image):
+    """web scaled to 3: web_2 runs, web_3 was stopped by the admin before the backup. The backup stops and
+    starts web_1 and web_2; web_3 stays stopped, also after a failed dump."""
+    from tests.integration.containers.conftest import PROJECT_LABEL, free_port
+    env = make_env(tmp_path, restic_for("0.14"))  # nothing here depends on restic's version
+    extra = {}
+    try:
+        for number in (2, 3):
+            name = f"{stack.project}_web_{number}"
+            podman("run", "-d", "--name", name, "--network", "host", "--label", f"{PROJECT_LABEL}={stack.project}",
+                   "--label", "com.docker.compose.service=web", "--label",
+                   f"com.docker.compose.container-number={number}", "-e", f"PORT={free_port()}", podman_image,
+                   "vh-web")
+            extra[number] = name
+        podman("stop", "-t", "0", extra[3])
+        policy = container_policy(env, stack)
+        env.write_policy(**policy)
+        assert env.vh("init").returncode == 0
+        web1 = f"{stack.project}_web_1"
+        before = {n: stack.started_at(n) for n in (web1, extra[2], extra[3])}
+        dry = env.vh("backup", "--dry-run")
+        assert extra[3] not in dry.stdout and extra[2] in dry.stdout, dry.stdout
+        for expect in (0, 1):
+            if expect == 1:
+                policy["databases"]["shop"]["names"] = ["no_such_db"]
+                env.write_policy(**policy)
+            result = env.vh("backup")
+            assert result.returncode == expect, result.stderr
+            assert stack.running(web1) and stack.running(extra[2])
+            assert not stack.running(extra[3]), "a container stopped before the backup was started"
+            assert stack.started_at(extra[3]) == before[extra[3]]
+    finally:
+        for name in extra.values():
+            podman("rm", "-f", "-t", "0", name, check=False)
