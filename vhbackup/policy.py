@@ -27,6 +27,11 @@ DEFAULT_STATE_DIR = "/var/lib/vhbackup"
 DEFAULT_CACHE_DIR = "/var/cache/vhbackup"
 SYSTEM_SERVICE = "system"
 DATABASE_TYPES = ("postgresql", "mariadb", "mongodb")
+#: The servers' own databases: never a ``--into-database`` target (loading an application's dump into
+#: template1 puts its tables into every database created later; into mysql, its tables beside the grants).
+SYSTEM_DATABASES = {"postgresql": ("postgres", "template0", "template1"),
+                    "mariadb": ("mysql", "information_schema", "performance_schema", "sys"),
+                    "mongodb": ("admin", "local", "config")}
 NOTIFY_EVENTS = ("failure", "warning", "success")
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 DB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,63}$")

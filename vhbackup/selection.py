@@ -13,7 +13,7 @@ from typing import Sequence
 
 from vhbackup.containers import Ref
 from vhbackup.errors import UsageError
-from vhbackup.policy import DB_NAME, IDENTIFIER, SYSTEM_SERVICE, Database, Policy, Service
+from vhbackup.policy import DB_NAME, IDENTIFIER, SYSTEM_DATABASES, SYSTEM_SERVICE, Database, Policy, Service
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,22 @@ def for_backup(policy: Policy, services: Sequence[str] = (), files: bool = True,
                      containers=_containers(policy, [s.name for s in chosen]))
 
 
+def _check_into(policy: Policy, db: Database, into: str, same_server: bool) -> None:
+    """``--into-database`` is a new or scratch database beside the original: never a server's own database,
+    and (on the same server) never one the policy backs up, whose service's units would keep running while
+    it is replaced."""
+    if into.lower() in SYSTEM_DATABASES.get(db.type, ()):
+        raise UsageError(f"--into-database {into}: that is the {db.type} server's own database; choose a new name")
+    if not same_server:
+        return
+    for other in policy.databases:
+        if other.type == db.type and other.names and into in other.names:
+            how = (f"restore it in place with --database {other.name} --yes, which stops its service's units"
+                   if other.name == db.name else f"it belongs to service {other.service}")
+            raise UsageError(f"--into-database {into}: that is database {other.name} of the policy, not a new one; "
+                             f"{how}; or choose a new name")
+
+
 def for_restore(policy: Policy, services: Sequence[str] = (), databases: Sequence[str] = (),
                 files_only: bool = False, databases_only: bool = False, into_database: str | None = None,
                 files_in_place: bool = True, databases_in_place: bool = True) -> Selection:
@@ -159,6 +175,8 @@ def for_restore(policy: Policy, services: Sequence[str] = (), databases: Sequenc
     chosen_dbs = tuple(policy.database(d) for d in dict.fromkeys(dbs))
     if into_database and len(chosen_dbs) != 1:
         raise UsageError("--into-database needs exactly one database; choose it with --database NAME")
+    if into_database:
+        _check_into(policy, chosen_dbs[0], into_database, databases_in_place)
     if not file_sets and not chosen_dbs:
         raise UsageError("nothing to restore: the selection holds no files and no databases")
     owners = [fs.name for fs in file_sets] if files_in_place else []

@@ -111,3 +111,30 @@ def test_restore_service_brings_back_files_and_databases_of_one_run(env, tmp_pat
     assert (tmp_path / "hubdata" / "config.ini").read_text() == "answer = 42\n"
     assert pg_fingerprint(pg_name) == pg_before
     assert maria_fingerprint(maria_name)["items"][0] == 2003
+
+
+def test_into_database_refuses_system_databases_and_databases_the_policy_backs_up(env, tmp_path, dbs):
+    """--into-database means "beside the original". template1 and postgres are empty, so no --yes was asked:
+    the app's tables went into template1 (and so into every database created later) or the maintenance
+    database; into mysql they land beside the grants. The original's own name (or another database of the
+    policy) was replaced while its service's units kept running. All refused before anything is done
+    (``--dry-run`` here, so that a regression can never touch this server's own databases)."""
+    pg_name, maria_name = dbs.pgbench("pg"), dbs.mariadb("shop")
+    _policy(env, tmp_path, pg_name, maria_name)
+    assert env.vh("init").returncode == 0
+    assert env.vh("backup", "--databases-only").returncode == 0
+    cases = [("pg", "template1", "that is the postgresql server's own database"),
+             ("pg", "postgres", "that is the postgresql server's own database"),
+             ("pg", "TEMPLATE0", "that is the postgresql server's own database"),
+             ("shop", "mysql", "that is the mariadb server's own database"),
+             ("shop", "performance_schema", "that is the mariadb server's own database"),
+             ("pg", pg_name, f"that is database pg of the policy, not a new one; restore it in place with "
+                             f"--database pg --yes"),
+             ("shop", maria_name, "that is database shop of the policy")]
+    for database, into, message in cases:
+        result = env.vh("restore", "--latest", "--database", database, "--into-database", into, "--yes",
+                        "--dry-run")
+        assert result.returncode == 2, (into, result.stdout, result.stderr)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    ok = env.vh("restore", "--latest", "--database", "pg", "--into-database", f"{pg_name}_x", "--dry-run")
+    assert ok.returncode == 0, ok.stderr
