@@ -14,7 +14,7 @@ database.
 - WARNING 1: an item's newest backup was partial (unreadable files, an
   absent path), an item has no backup yet (new in the policy), free space
   was below ``checks.min_free_space``, a verify or drill could not run
-  because the repository was busy.
+  because the repository was busy, the last prune failed.
 - CRITICAL 2: an item's newest attempt failed; an item's newest good
   backup is older than ``checks.max_age``; a run ended without recording
   its outcome (killed, crashed, state_dir full); a record lies in the
@@ -83,9 +83,9 @@ def _read(state_dir: str) -> dict:
                "success": state.read_object(state.last_success_path(state_dir, "backup")),
                "items": state.read_items(state_dir),
                "markers": {a: state.read_object(state.running_path(state_dir, a)) for a in state.ACTIONS}}
-    for action in ("verify", "drill"):
+    for action in ("verify", "drill", "prune"):
         records[action] = state.read_object(state.last_run_path(state_dir, action))
-    for record in (records["last"], records["success"], records["verify"], records["drill"]):
+    for record in (records["last"], records["success"], records["verify"], records["drill"], records["prune"]):
         if record is not None:
             float(record["started"]), float(record.get("duration") or 0)
     return records
@@ -168,6 +168,10 @@ def evaluate(policy: Policy, now: float | None = None) -> Health:
             text = (f"last {action} {_when(float(record['started']))} failed: "
                     f"{record.get('error') or 'unknown error'}")
             (warning if record.get("exit_code") == EXIT_LOCKED else critical).append(text)
+    prune = records["prune"]
+    if prune is not None and prune.get("status") == "failure":
+        warning.append(f"last prune {_when(float(prune['started']))} failed: {prune.get('error') or 'unknown error'} "
+                       f"(the retention policy is not applied; the repository keeps growing)")
     for record in (last, records["verify"], records["drill"]):
         if record is not None and float(record["started"]) > now + CLOCK_SKEW:
             critical.append(f"a run is recorded at {_when(float(record['started']))}, in the future: the clock "

@@ -164,3 +164,15 @@ def test_an_item_recorded_in_the_future_is_critical_even_when_the_newest_run_is_
     assert h.level == "CRITICAL", h.summary
     assert "db:shop" in h.summary and "in the future" in h.summary
     assert "files:web" not in h.summary
+
+
+def test_a_failed_prune_is_a_warning_until_a_prune_succeeds(tmp_path):
+    """A prune failing every night (a lock, a full disk) left status OK for ever while the repository grew."""
+    p = make_policy(tmp_path)
+    record(p)
+    record(p, action="prune", status="failure", error="repository is already locked exclusively")
+    h = health.evaluate(p, now=NOW)
+    assert h.level == "WARNING", h.summary
+    assert "last prune" in h.summary and "already locked exclusively" in h.summary
+    record(p, action="prune", status="success")
+    assert health.evaluate(p, now=NOW).level == "OK"
