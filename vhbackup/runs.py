@@ -97,6 +97,23 @@ def latest(runs: list[Run], services: tuple[str, ...], databases: tuple[str, ...
     raise NotFound(f"no backup run holds all of: {wanted}; see 'vhbackup restore --list' and pick one with --snapshot")
 
 
+def newer_parts(runs: list[Run], chosen: Run, services: tuple[str, ...],
+                databases: tuple[str, ...]) -> dict[str, Run]:
+    """Requested items (``files:<service>``, ``db:<name>``) that a run newer than ``chosen`` holds: the newest
+    such run for each. ``--latest`` restores one whole run, so these would come back older than they could."""
+    found: dict[str, Run] = {}
+    for run in runs:
+        if run.id == chosen.id or run.time <= chosen.time:
+            break
+        for name in services:
+            if name in run.services:
+                found.setdefault(f"files:{name}", run)
+        for name in databases:
+            if name in run.databases:
+                found.setdefault(f"db:{name}", run)
+    return found
+
+
 def includes(policy: Policy, run: Run, services: tuple[str, ...]) -> tuple[str, ...]:
     """restic ``--include`` paths that restore only ``services``' files; empty when the run holds no others."""
     if not services or set(run.services) <= set(services):

@@ -248,3 +248,28 @@ def test_non_utf8_names_verify_and_drill_clean(env, tmp_path):
     restored = target / str(data).lstrip("/")
     assert sorted(os.listdir(os.fsencode(restored))) == sorted(os.listdir(os.fsencode(data)))
     assert differences(describe(str(data)), describe(str(restored))) == []
+
+
+def test_latest_of_everything_says_which_items_come_back_older_than_their_newest_backup(env, tmp_path):
+    """A database dump failing for days, or runs of one service only: the newest run holding *everything* is
+    old, and 'restore --latest' brought every file back from then without a word, although newer backups of
+    them existed. It still restores that one run, but names each item it brings back older than it could."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        (d / "f.txt").write_text("old\n")
+    env.write_policy(services={"a": {"paths": [str(a)]}, "b": {"paths": [str(b)]}})
+    assert env.vh("init").returncode == 0
+    assert env.vh("backup").returncode == 0
+    first = last_record(env)["run_id"]
+    (a / "f.txt").write_text("new\n")
+    assert env.vh("backup", "--service", "a").returncode == 0
+    second = last_record(env)["run_id"]
+    target = tmp_path / "t"
+    result = env.vh("restore", "--latest", "--target", str(target))
+    assert result.returncode == 0, result.stderr
+    assert f"files:a has a newer backup than run {first}: run {second}" in result.stderr, result.stderr
+    assert "files:b has a newer" not in result.stderr
+    alone = env.vh("restore", "--latest", "--service", "a", "--target", str(tmp_path / "t2"))
+    assert alone.returncode == 0 and "newer backup" not in alone.stderr
+    assert (tmp_path / "t2" / str(a).lstrip("/") / "f.txt").read_text() == "new\n"

@@ -131,6 +131,12 @@ def run(ctx: Context, args) -> int:
                            f"it has: {', '.join([*run_.services, *run_.databases]) or 'nothing'}")
     else:
         run_ = runs.latest(all_runs, services, dbs)
+        newer = runs.newer_parts(all_runs, run_, services, dbs)
+        for item, other in newer.items():
+            log.warning("%s has a newer backup than run %s: run %s (%s); this restore brings back the older one "
+                        "(restore it on its own with --%s %s, or pick runs with --snapshot)", item, run_.id,
+                        other.id, f"{other.time:%Y-%m-%d %H:%M:%S}", "service" if item.startswith("files:")
+                        else "database", item.split(":", 1)[1])
     includes = runs.includes(policy, run_, services)
     _describe(ctx, run_, services, dbs, target, includes)
     if ctx.dry_run:
