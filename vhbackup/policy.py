@@ -814,6 +814,22 @@ def _link_databases(out: dict) -> None:
     )
 
 
+def _overlaps(out: dict) -> list[str]:
+    """Warnings for a path of one file set that holds (or is) a path of another: restoring the first in place
+    also brings back the second's files, from the first's snapshot, while the second's units keep running."""
+    sets = [(SYSTEM_SERVICE, out.get("paths", ()))] + [(s.name, s.paths) for s in out.get("services", ())]
+    warnings = []
+    for name, paths in sets:
+        for path in paths:
+            for other, other_paths in sets:
+                for inner in other_paths:
+                    if other != name and (inner == path or inner.startswith(path.rstrip("/") + "/")):
+                        warnings.append(f"{path} of service {name} holds {inner} of service {other}: restoring "
+                                        f"{name} in place also brings back those files, with {other}'s units "
+                                        f"running; exclude it from one of them")
+    return warnings
+
+
 def _check_size(root: yaml.Node, source: str) -> None:
     """Refuse a document that expands to more than MAX_NODES nodes (each alias use counts again)."""
     budget = MAX_NODES
@@ -910,6 +926,7 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
         out["warnings"].append(f"{source}: 'parallel_dumps' is now called 'concurrency' (it counts the files "
                                f"backup too); rename it")
     _link_databases(out)
+    out["warnings"] += _overlaps(out)
     out.pop("_service_db_nodes", None)
     out.setdefault("host", socket.gethostname())
     out.pop("_repository_credentials")

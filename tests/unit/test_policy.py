@@ -435,3 +435,13 @@ def test_ordinary_unit_names_are_kept(tmp_path, pw):
     policy = load_policy(write(tmp_path, f"{repo(pw)}services:\n  app:\n    paths: [/srv/app]\n"
                                          f"    units: {units!r}\n".replace("\\\\", "\\")))
     assert policy.service("app").units == tuple(units)
+
+
+def test_a_path_holding_another_services_path_is_warned_about(tmp_path, pw):
+    policy = load_policy(write(tmp_path, f"{repo(pw)}paths: [/srv]\nservices:\n  a:\n    paths: [/srv/a]\n"
+                                         f"  b:\n    paths: [/srv/a, /opt/b]\n  c:\n    paths: [/srv/ab]\n"))
+    text = "\n".join(policy.warnings)
+    assert "/srv of service system holds /srv/a of service a" in text
+    assert "/srv/a of service a holds /srv/a of service b" in text
+    assert "/srv/a of service a holds /srv/ab" not in text
+    assert len(policy.warnings) == 5, policy.warnings  # system>a, system>b, system>c, a>b, b>a
