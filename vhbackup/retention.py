@@ -81,7 +81,10 @@ def apply(snapshots: Sequence[Snapshot], policy: Retention, key: GroupKey | None
     cutoff = None
     if policy.within_seconds:
         oldest_possible = datetime.min.replace(tzinfo=timezone.utc)
-        cutoff = latest - timedelta(seconds=policy.within_seconds) if latest else oldest_possible
+        try:
+            cutoff = latest - timedelta(seconds=policy.within_seconds) if latest else oldest_possible
+        except OverflowError:  # longer than the calendar goes back: every snapshot is within it
+            cutoff = oldest_possible
     for nr, snap in enumerate(ordered):
         reasons = []
         if cutoff is not None and snap.time > cutoff:

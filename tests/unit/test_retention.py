@@ -146,3 +146,11 @@ def test_bad_retention_names_file_line_and_key(tmp_path, body, line, key):
         _policy(tmp_path, body)
     assert exc.value.exit_code == 78
     assert f"policy.yml:{line}: {key}:" in str(exc.value)
+
+
+@pytest.mark.parametrize("seconds", [1e17, 1e300])
+def test_a_within_longer_than_the_calendar_keeps_everything_not_a_traceback(seconds):
+    """'within: 99999999999999 weeks' passed the policy check, then prune died with OverflowError."""
+    snaps = [snap(i, NOW - timedelta(days=400 * i)) for i in range(4)]
+    d = retention.apply(snaps, Retention(within="forever", within_seconds=seconds), now=NOW)
+    assert ids(d.keep) == [0, 1, 2, 3] and d.remove == []
