@@ -51,6 +51,7 @@ MAX_POLICY_BYTES = 1 << 20
 MAX_NODES = 50_000
 DEFAULT_REPOSITORY_TIMEOUT = 60.0
 DEFAULT_LOCK_WAIT = 300.0
+MAX_LOCK_WAIT = 24 * 3600.0
 
 #: Dump options that would send the dump somewhere else than to vhbackup, print
 #: something else, or change the format the restore relies on: refused, because
@@ -536,6 +537,9 @@ def _parse_databases(node: _Node, out: dict) -> None:
         lock_wait = DEFAULT_LOCK_WAIT
         if (lw := d.get("lock_wait_timeout")) is not None:
             lock_wait = lw.converted(_positive_duration)
+            if not 1 <= lock_wait <= MAX_LOCK_WAIT:
+                # PostgreSQL takes at most 2^31-1 ms (24.8 days): beyond, every dump failed "value out of range"
+                raise lw.error(f"must be between 1s and 24h, got {lw.value()!r}")
         databases.append(Database(
             name=name, type=db_type, host=host,
             port=d.get("port").integer(minimum=1) if d.get("port") else None,

@@ -445,3 +445,11 @@ def test_a_path_holding_another_services_path_is_warned_about(tmp_path, pw):
     assert "/srv/a of service a holds /srv/a of service b" in text
     assert "/srv/a of service a holds /srv/ab" not in text
     assert len(policy.warnings) == 5, policy.warnings  # system>a, system>b, system>c, a>b, b>a
+
+
+@pytest.mark.parametrize("value", ["30d", "0.5s", "99999999 weeks"])
+def test_a_lock_wait_timeout_the_servers_cannot_take_is_refused(tmp_path, pw, value):
+    """'30d' passed the check, then every PostgreSQL dump failed: lock_timeout is at most 2^31-1 ms."""
+    error = error_of(write(tmp_path, f"{repo(pw)}databases:\n  shop:\n    type: postgresql\n"
+                                     f"    lock_wait_timeout: {value}\n"))
+    assert "policy.yml:7: databases.shop.lock_wait_timeout: must be between 1s and 24h" in str(error)
