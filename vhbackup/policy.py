@@ -542,7 +542,7 @@ def _parse_databases(node: _Node, out: dict) -> None:
                 raise lw.error(f"must be between 1s and 24h, got {lw.value()!r}")
         databases.append(Database(
             name=name, type=db_type, host=host,
-            port=d.get("port").integer(minimum=1) if d.get("port") else None,
+            port=_port(d.get("port")) if d.get("port") else None,
             user=d.get("user").string() if d.get("user") else None,
             password_file=password_file, names=names, options=options, lock_wait_timeout=lock_wait,
             **_database_container(d),
@@ -556,6 +556,13 @@ def _unit_name(node: _Node) -> str:
         raise node.error(f"a systemd unit name is letters, digits, ':', '_', '.', '\\', '@' or '-' (not first), "
                          f"never a pattern, got {_describe(node)}")
     return value
+
+
+def _port(node: _Node) -> int:
+    port = node.integer(minimum=1)
+    if port > 65535:
+        raise node.error(f"must be a TCP port from 1 to 65535, got {port}")
+    return port
 
 
 def _container_name(node: _Node, what: str = "container name") -> str:

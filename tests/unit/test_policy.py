@@ -453,3 +453,8 @@ def test_a_lock_wait_timeout_the_servers_cannot_take_is_refused(tmp_path, pw, va
     error = error_of(write(tmp_path, f"{repo(pw)}databases:\n  shop:\n    type: postgresql\n"
                                      f"    lock_wait_timeout: {value}\n"))
     assert "policy.yml:7: databases.shop.lock_wait_timeout: must be between 1s and 24h" in str(error)
+
+
+def test_a_port_beyond_65535_is_refused(tmp_path, pw):
+    error = error_of(write(tmp_path, f"{repo(pw)}databases:\n  shop:\n    type: postgresql\n    port: 99999\n"))
+    assert "policy.yml:7: databases.shop.port: must be a TCP port from 1 to 65535" in str(error)
