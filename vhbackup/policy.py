@@ -12,6 +12,7 @@ import difflib
 import os
 import re
 import socket
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -859,6 +860,27 @@ def _check_size(root: yaml.Node, source: str) -> None:
                 stack.extend((key, value))
 
 
+def _read_policy_text(path: str) -> str | None:
+    """The policy's text; None when it is larger than MAX_POLICY_BYTES or not a regular file.
+
+    Never blocks and never reads without end: a FIFO, /dev/zero or a
+    terminal given as the policy would hang ``status`` (called by
+    monitoring every minute) or fill memory.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_POLICY_BYTES:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(MAX_POLICY_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_POLICY_BYTES:
+        return None
+    return data.decode("utf-8")
+
+
 def not_configured_message(source: str) -> str:
     """The one line for a policy that is still the unconfigured template (see ``is_template``)."""
     return (f"{source}: not configured yet: every setting is commented out; set repository.url and what to "
@@ -878,9 +900,9 @@ def is_template(path: str | os.PathLike) -> bool:
     file is not the template either (it fails loudly too).
     """
     try:
-        if os.path.getsize(path) > MAX_POLICY_BYTES:
+        text = _read_policy_text(str(path))
+        if text is None:
             return False
-        text = Path(path).read_text(encoding="utf-8")
         return yaml.compose(text, Loader=yaml.SafeLoader) is None
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
@@ -895,10 +917,10 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
     """
     source = str(path)
     try:
-        if os.path.getsize(source) > MAX_POLICY_BYTES:
-            raise PolicyError(f"{source}: the policy is larger than {MAX_POLICY_BYTES // 1024} KiB; "
-                              f"is this the right file?")
-        text = Path(source).read_text(encoding="utf-8")
+        text = _read_policy_text(source)
+        if text is None:
+            raise PolicyError(f"{source}: the policy is larger than {MAX_POLICY_BYTES // 1024} KiB, or not a "
+                              f"regular file; is this the right file?")
     except FileNotFoundError:
         raise PolicyError(f"{source}: policy file not found; create it (see /usr/share/doc/vhbackup/"
                           f"examples) or pass --config FILE") from None

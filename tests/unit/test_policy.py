@@ -458,3 +458,23 @@ def test_a_lock_wait_timeout_the_servers_cannot_take_is_refused(tmp_path, pw, va
 def test_a_port_beyond_65535_is_refused(tmp_path, pw):
     error = error_of(write(tmp_path, f"{repo(pw)}databases:\n  shop:\n    type: postgresql\n    port: 99999\n"))
     assert "policy.yml:7: databases.shop.port: must be a TCP port from 1 to 65535" in str(error)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory"])
+def test_a_policy_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path, kind):
+    """A FIFO hung 'status' (monitoring calls it every minute) for ever; /dev/zero filled memory."""
+    import threading
+    path = tmp_path / "policy.yml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path = Path("/dev/zero")
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(pytest.raises(PolicyError, load_policy, path)),
+                              daemon=True)
+    worker.start()
+    worker.join(10)
+    assert outcome, "load_policy blocked"
+    assert "not a regular file" in str(outcome[0].value)
