@@ -37,12 +37,22 @@ class Context:
     _progress: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
     _progress_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    _restics: dict[str, Restic] = field(default_factory=dict, repr=False)
+
     @cached_property
     def restic(self) -> Restic:
+        """restic bound to the primary repository."""
+        return self.restic_for(self.policy.repository.name)
+
+    def restic_for(self, name: str) -> Restic:
+        """restic bound to the repository called ``name`` (PolicyError if the policy has none)."""
         from vhbackup.restic import Restic  # status and notify never need it: keep their start-up small
 
-        return Restic(self.policy.restic_binary, self.policy.repository, self.policy.host, self.policy.source,
-                      verbose=self.verbose, progress=self._backup_progress)
+        repo = self.policy.repo(name)
+        if name not in self._restics:
+            self._restics[name] = Restic(self.policy.restic_binary, repo, self.policy.host, self.policy.source,
+                                         verbose=self.verbose, progress=self._backup_progress)
+        return self._restics[name]
 
     @property
     def interactive(self) -> bool:

@@ -209,21 +209,22 @@ def _secret_values(path: str) -> list[str]:
 def secrets_of(policy) -> list[str]:
     """Values that must never reach a state file, a metric or a message (longest first)."""
     found: list[str] = []
-    files = [policy.repository.password_file]
+    files = [repo.password_file for repo in policy.repositories]
     files += [db.password_file for db in policy.databases if db.password_file]
     if policy.notify.email and policy.notify.email.password_file:
         files.append(policy.notify.email.password_file)
     for path in files:
         found += _secret_values(path)
-    env = dict(policy.repository.env)
-    if policy.repository.env_file and not env:
-        try:  # commands that never open the repository did not read it; its secrets are still secrets
-            env = credentials.read_env_file(policy.repository.env_file)
-        except PolicyError:
-            env = {}
-    found += [v for v in env.values() if len(v) >= 4]
-    if (password := url_password(policy.repository.url)) is not None:
-        found.append(password)
+    for repo in policy.repositories:
+        env = dict(repo.env)
+        if repo.env_file and not env:
+            try:  # commands that never open the repository did not read it; its secrets are still secrets
+                env = credentials.read_env_file(repo.env_file)
+            except PolicyError:
+                env = {}
+        found += [v for v in env.values() if len(v) >= 4]
+        if (password := url_password(repo.url)) is not None:
+            found.append(password)
     if policy.notify.webhook:
         found.append(policy.notify.webhook.url)
         found += [v for _, v in policy.notify.webhook.headers if len(v) >= 4]
