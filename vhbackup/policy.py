@@ -987,5 +987,5 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
     out.pop("_service_db_nodes", None)
     out.setdefault("host", socket.gethostname())
     out.pop("_repository_credentials")
-    out["warnings"] = tuple(out["warnings"])
+    out["warnings"] = tuple(dict.fromkeys(out["warnings"]))  # one password file for several repositories: once
     return Policy(source=source, **out)

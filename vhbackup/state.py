@@ -260,3 +260,23 @@ def remember_run_size(state_dir: str, run_id: str, size: int, keep: int = 10000)
     sizes[run_id] = size
     write_json_atomic(_sizes_path(state_dir), dict(sorted(sizes.items())[-keep:]))
 
+
+
+# --- copies to other repositories (issue 10) ---------------------------------------------
+
+def copies_path(state_dir: str) -> str:
+    return os.path.join(state_dir, "copies.json")
+
+
+def record_copy(state_dir: str, name: str, run_id: str, started: float, ok: bool, error: str | None,
+                snapshot_ids: list[str]) -> None:
+    """Per copy repository: its first attempt, last attempt and last success (the run copied and when)."""
+    copies = read_lenient(copies_path(state_dir))
+    entry = dict(copies.get(name) or {})
+    entry.setdefault("first_attempt", started)
+    entry["last"] = {"run_id": run_id, "time": started, "status": "success" if ok else "failure", "error": error,
+                     "snapshot_ids": snapshot_ids}
+    if ok:
+        entry["good"] = {"run_id": run_id, "time": started, "snapshot_ids": snapshot_ids}
+    copies[name] = entry
+    write_json_atomic(copies_path(state_dir), copies)
