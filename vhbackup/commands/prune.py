@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 from vhbackup import lock, outcome, retention
 from vhbackup.context import Context
-from vhbackup.errors import EXIT_OK, EXIT_PARTIAL, PolicyError, UsageError, VhError
+from vhbackup.errors import EXIT_OK, EXIT_PARTIAL, PolicyError, VhError
 from vhbackup.health import CLOCK_SKEW
 from vhbackup.quantities import format_size
 from vhbackup.runs import TAG
@@ -32,8 +32,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repository", metavar="NAME",
                         help="only this repository (default: every repository this host may prune)")
     parser.add_argument("--maintenance", action="store_true",
-                        help="the maintenance role, run on a trusted machine: also prune an append_only "
-                             "repository (needs --repository and a 'within' retention rule)")
+                        help="the maintenance role, run on a trusted machine: also prune append_only "
+                             "repositories (each needs a 'within' retention rule); snapshots dated in the future "
+                             "are reported, never removed")
 
 
 def refuse_empty(policy) -> None:
@@ -87,8 +88,6 @@ def describe(decisions: list[retention.Decision]) -> list[str]:
 def _targets(ctx: Context, args) -> list:
     """The repositories this run prunes; an append-only one is named (who prunes it) and left alone."""
     policy = ctx.policy
-    if args.maintenance and args.repository is None:
-        raise UsageError("--maintenance needs --repository NAME: the maintenance role prunes one repository")
     chosen = list(policy.repositories)
     if args.repository:
         ctx.use_repository(args.repository)
