@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import secrets
 import sys
@@ -17,6 +19,8 @@ from vhbackup.quantities import format_size
 
 if TYPE_CHECKING:
     from vhbackup.restic import Restic
+
+log = logging.getLogger("vhbackup")
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -37,12 +41,65 @@ class Context:
     _progress: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
     _progress_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    _restics: dict[str, Restic] = field(default_factory=dict, repr=False)
+
     @cached_property
     def restic(self) -> Restic:
+        """restic bound to the primary repository."""
+        return self.restic_for(self.policy.repository.name)
+
+    def restic_for(self, name: str) -> Restic:
+        """restic bound to the repository called ``name`` (PolicyError if the policy has none)."""
         from vhbackup.restic import Restic  # status and notify never need it: keep their start-up small
 
-        return Restic(self.policy.restic_binary, self.policy.repository, self.policy.host, self.policy.source,
-                      verbose=self.verbose, progress=self._backup_progress)
+        repo = self.policy.repo(name)
+        if name not in self._restics:
+            self._restics[name] = Restic(self.policy.restic_binary, repo, self.policy.host, self.policy.source,
+                                         verbose=self.verbose, progress=self._backup_progress)
+        return self._restics[name]
+
+    # --- several repositories (issue 10) ---------------------------------------------
+
+    def use_repository(self, name: str) -> None:
+        """Make the repository ``name`` the one this command works on (``ctx.restic``, ``policy.repository``)."""
+        from vhbackup.errors import PolicyError, UsageError
+
+        try:
+            repo = self.policy.repo(name)
+        except PolicyError as exc:
+            raise UsageError(f"--repository: {exc}") from None
+        self.policy = dataclasses.replace(self.policy, repository=repo)
+        self.__dict__.pop("restic", None)
+
+    def choose_repository(self, name: str | None, fall_back: bool = False) -> None:
+        """``--repository NAME``, else the primary; with ``fall_back``, the first copy that opens if it cannot.
+
+        The primary "cannot be used" when it is unreachable or gone (RepositoryUnreachable, RepositoryMissing);
+        a wrong password or a refused access is an error to fix, not a reason to read elsewhere.
+        """
+        from vhbackup.errors import RepositoryError, RepositoryMissing, RepositoryUnreachable
+
+        if name is not None:
+            self.use_repository(name)
+            return
+        if not fall_back or not self.policy.copies:
+            return
+        primary = self.policy.repository
+        try:
+            self.restic.run("cat", "config")
+            return
+        except (RepositoryUnreachable, RepositoryMissing) as exc:
+            problem = exc
+        for copy in self.policy.copies:
+            try:
+                self.restic_for(copy.name).run("cat", "config")
+            except RepositoryError:
+                continue
+            log.warning("the primary repository %s cannot be used (%s); using copy %s instead",
+                        primary.name, problem, copy.name)
+            self.use_repository(copy.name)
+            return
+        raise problem
 
     @property
     def interactive(self) -> bool:

@@ -79,7 +79,8 @@ def _run_facts(record: dict | None) -> dict | None:
 
 def _read(state_dir: str) -> dict:
     """Every record status needs; ValueError/OSError/KeyError/TypeError when one is unreadable."""
-    records = {"last": state.read_object(state.last_run_path(state_dir, "backup")),
+    records = {"copies": state.read_lenient(state.copies_path(state_dir)),
+               "last": state.read_object(state.last_run_path(state_dir, "backup")),
                "success": state.read_object(state.last_success_path(state_dir, "backup")),
                "items": state.read_items(state_dir),
                "markers": {a: state.read_object(state.running_path(state_dir, a)) for a in state.ACTIONS}}
@@ -159,6 +160,9 @@ def evaluate(policy: Policy, now: float | None = None) -> Health:
             critical.append(problem)
         elif level == WARNING:
             warning.append(problem)
+    repo_critical, repo_warning = _judge_repositories(policy, records, facts, now)
+    critical += repo_critical
+    warning += repo_warning
     if last is not None and last.get("status") == "partial" and not warning:
         warning.append(last.get("error") or "some files could not be read and are missing from the snapshot "
                                             "(see the journal)")
@@ -190,7 +194,68 @@ def evaluate(policy: Policy, now: float | None = None) -> Health:
     problems = list(dict.fromkeys(p for p in critical + warning if p))
     facts["problems"] = ["the last backup failed" if not p else p for p in critical] + warning
     level = CRITICAL if critical else WARNING if warning else OK
+    if len(policy.repositories) > 1 or policy.repository.append_only:
+        head += "; repositories: " + ", ".join(
+            f"{name} {r['role']}{' ' + r['status'] if r['role'] == 'copy' else ''}"
+            f"{' (append-only, pruned elsewhere)' if r['append_only'] else ''}"
+            for name, r in facts["repositories"].items())
     return _health(level, head + "".join(f"; {p}" for p in problems), facts)
+
+
+# --- several repositories (issue 10) ---------------------------------------------------
+
+def _judge_repositories(policy: Policy, records: dict, facts: dict, now: float) -> tuple[list[str], list[str]]:
+    """Each repository's facts; a copy behind the primary by more than checks.max_age is CRITICAL, named.
+
+    A copy's time is that of the newest run it received (or, before its
+    first success, of its first attempt); the primary's that of its newest
+    good backup. A copy whose last attempt failed but is not that far behind
+    is a WARNING. Append-only repositories say who prunes them.
+    """
+    critical: list[str] = []
+    warning: list[str] = []
+    success = records["success"]
+    primary_time = float(success["started"]) if success is not None else None
+    facts["repositories"] = {}
+    copies = records.get("copies") or {}
+    for repo in policy.repositories:
+        entry: dict = {"role": repo.role, "append_only": repo.append_only}
+        if repo.append_only:
+            entry["pruned_by"] = (f"the maintenance role on a trusted machine ('vhbackup prune --repository "
+                                  f"{repo.name} --maintenance'), never this host")
+        if not repo.is_copy:
+            entry.update(last_good_time=primary_time, status="primary")
+            facts["repositories"][repo.name] = entry
+            continue
+        record = copies.get(repo.name) if isinstance(copies.get(repo.name), dict) else {}
+        last = record.get("last") if isinstance(record.get("last"), dict) else {}
+        good = record.get("good") if isinstance(record.get("good"), dict) else {}
+        try:
+            good_time = float(good["time"]) if good.get("time") is not None else None
+            since = good_time if good_time is not None else (
+                float(record["first_attempt"]) if record.get("first_attempt") is not None else None)
+        except (TypeError, ValueError):
+            good_time = since = None
+        entry.update(last_status=last.get("status"), last_time=last.get("time"), last_good_time=good_time,
+                     last_run_id=good.get("run_id"))
+        lag = (primary_time - since) if primary_time is not None and since is not None else None
+        entry["behind_seconds"] = max(0.0, lag) if lag is not None else None
+        if lag is not None and lag > policy.checks.max_age:
+            got = f"last copied {_when(good_time)}" if good_time is not None else "never copied"
+            critical.append(f"copy {repo.name} is behind the primary by {format_duration(lag)} ({got}), more "
+                            f"than checks.max_age {format_duration(policy.checks.max_age)}")
+            entry["status"] = "behind"
+        elif last.get("status") == "failure":
+            warning.append(f"copy {repo.name}: copy {_when(float(last.get('time') or 0))} failed: "
+                           f"{last.get('error') or 'unknown error'}")
+            entry["status"] = "failed"
+        elif not record and primary_time is not None:
+            warning.append(f"copy {repo.name}: has received no run yet; the next backup copies to it")
+            entry["status"] = "empty"
+        else:
+            entry["status"] = "ok" if record else "empty"
+        facts["repositories"][repo.name] = entry
+    return critical, warning
 
 
 def _head(last: dict | None, marker: dict | None, now: float) -> str:

@@ -40,6 +40,10 @@ _HELP = {
                                            "1 failure."),
     "vhbackup_item_last_success_timestamp_seconds": ("gauge", "When the newest good backup of each file set "
                                                               "and database started (Unix time)."),
+    "vhbackup_repository_last_status": ("gauge", "Newest run each repository received (label repository): "
+                                                 "0 success, 1 failure; the primary's is its last backup's."),
+    "vhbackup_repository_last_success_timestamp_seconds": ("gauge", "When the newest run each repository holds "
+                                                                    "started (Unix time): copies lag the primary."),
 }
 
 _ITEM_STATUS = {"success": 0, "partial": 3}
@@ -49,7 +53,7 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def collect(state_dir: str) -> dict[str, list[tuple[dict, float]]]:
+def collect(state_dir: str, primary: str = "default") -> dict[str, list[tuple[dict, float]]]:
     """Metric name -> [(labels, value)] from the records in ``state_dir``; unreadable records are skipped."""
     samples: dict[str, list[tuple[dict, float]]] = {name: [] for name in _HELP}
     size_at: tuple[float, int] | None = None
@@ -82,7 +86,30 @@ def collect(state_dir: str) -> dict[str, list[tuple[dict, float]]]:
             samples["vhbackup_item_last_status"].append(({"item": item}, float(_ITEM_STATUS.get(last["status"], 1))))
         if isinstance(good, dict) and isinstance(good.get("time"), (int, float)):
             samples["vhbackup_item_last_success_timestamp_seconds"].append(({"item": item}, float(good["time"])))
+    _collect_repositories(state_dir, primary, samples)
     return samples
+
+
+def _collect_repositories(state_dir: str, primary: str, samples: dict) -> None:
+    """Per repository (label ``repository``): the primary's from the backup records, each copy's from copies.json."""
+    last = state.read_lenient(state.last_run_path(state_dir, "backup"))
+    success = state.read_lenient(state.last_success_path(state_dir, "backup"))
+    if last:
+        samples["vhbackup_repository_last_status"].append(({"repository": primary},
+                                                           0.0 if last.get("status") != "failure" else 1.0))
+    if success:
+        samples["vhbackup_repository_last_success_timestamp_seconds"].append(
+            ({"repository": primary}, float(success.get("started", 0))))
+    for name, entry in sorted(state.read_lenient(state.copies_path(state_dir)).items()):
+        if not isinstance(entry, dict):
+            continue
+        last, good = entry.get("last") or {}, entry.get("good") or {}
+        if isinstance(last, dict) and last.get("status"):
+            samples["vhbackup_repository_last_status"].append(
+                ({"repository": name}, 0.0 if last["status"] == "success" else 1.0))
+        if isinstance(good, dict) and isinstance(good.get("time"), (int, float)):
+            samples["vhbackup_repository_last_success_timestamp_seconds"].append(({"repository": name},
+                                                                                  float(good["time"])))
 
 
 def render(samples: dict[str, list[tuple[dict, float]]]) -> str:
@@ -102,5 +129,5 @@ def write(policy: Policy) -> str:
     """Rebuild the metrics file from the state records; returns its path."""
     path = policy.metrics_path
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    state.write_text_atomic(path, render(collect(policy.state_dir)))
+    state.write_text_atomic(path, render(collect(policy.state_dir, policy.repository.name)))
     return path

@@ -86,6 +86,8 @@ def recorded(ctx: Context, action: str, items: Sequence[str] = ()) -> Iterator[R
     policy = ctx.policy
     settle_interrupted(policy, action)
     record = Record(action=action, run_id=ctx.run_id, host=policy.host, started=time.time())
+    if len(policy.repositories) > 1:
+        record.details["repository"] = policy.repository.name
     state.write_marker(policy.state_dir, action, ctx.run_id, record.started, list(items))
     vlog.bind(run_id=ctx.run_id, action=action)
     log.info("%s run %s started", action, ctx.run_id, extra=vlog.fields(vlog.RUN_STARTED))

@@ -54,6 +54,10 @@ DEFAULT_REPOSITORY_TIMEOUT = 60.0
 DEFAULT_LOCK_WAIT = 300.0
 MAX_LOCK_WAIT = 24 * 3600.0
 
+#: The name ``repository:`` (one repository) gets; ``--repository default`` selects it.
+DEFAULT_REPOSITORY_NAME = "default"
+REPOSITORY_ROLES = ("primary", "copy")
+
 #: Dump options that would send the dump somewhere else than to vhbackup, print
 #: something else, or change the format the restore relies on: refused, because
 #: the snapshot would then hold something that is not the database.
@@ -76,6 +80,18 @@ class Repository:
     cache_dir: str = DEFAULT_CACHE_DIR
     #: How long the repository may stay unreachable before a run gives up (restic 0.18 would retry for minutes).
     timeout: float = DEFAULT_REPOSITORY_TIMEOUT
+    #: Its name under ``repositories:`` (``repository:`` alone is named DEFAULT_REPOSITORY_NAME).
+    name: str = "default"
+    #: ``primary`` (the run writes here) or ``copy`` (receives the run's snapshots with ``restic copy``).
+    role: str = "primary"
+    #: This host never forgets or prunes here; ``prune --repository NAME --maintenance`` elsewhere does.
+    append_only: bool = False
+    #: Its own retention; None: the policy's (see ``Policy.retention_of``).
+    retention: Retention | None = None
+
+    @property
+    def is_copy(self) -> bool:
+        return self.role == "copy"
 
     @property
     def temp_dir(self) -> str:
@@ -217,6 +233,33 @@ class Policy:
     #: ``docker``, ``podman`` or an engine command's absolute path; None: detected when containers are used.
     container_engine: str | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    #: Every repository, the primary (``repository``) first; () means just ``repository``.
+    repositories: tuple[Repository, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.repositories:
+            object.__setattr__(self, "repositories", (self.repository,))
+
+    # --- several repositories (issue 10) ---------------------------------------------
+
+    @property
+    def primary(self) -> Repository:
+        return self.repository
+
+    @property
+    def copies(self) -> tuple[Repository, ...]:
+        return tuple(r for r in self.repositories if r.is_copy)
+
+    def repo(self, name: str) -> Repository:
+        """The repository called ``name``; PolicyError (naming the known ones) if there is none."""
+        for repo in self.repositories:
+            if repo.name == name:
+                return repo
+        raise PolicyError(f"{self.source}: no repository named {name!r}; the policy has "
+                          f"{', '.join(r.name for r in self.repositories)}")
+
+    def retention_of(self, repo: Repository) -> Retention:
+        return repo.retention if repo.retention is not None else self.retention
 
     def service(self, name: str) -> Service:
         for svc in self.services:
@@ -442,8 +485,12 @@ def _identifier(node: _Node, what: str) -> str:
 # --- sections ----------------------------------------------------------------
 
 def _parse_repository(node: _Node, out: dict) -> None:
-    m = node.mapping()
-    m.check_known(("url", "password_file", "env_file", "compression", "cache_dir", "timeout"))
+    out["repository"] = _repository(node.mapping(), node, out, DEFAULT_REPOSITORY_NAME, ())
+
+
+def _repository(m: _Map, node: _Node, out: dict, name: str, extra: tuple[str, ...]) -> Repository:
+    """One repository's connection settings (``repository:``, or one entry of ``repositories:``)."""
+    m.check_known(("url", "password_file", "env_file", "compression", "cache_dir", "timeout") + extra)
     url = m.require("url").string()
     pw_node = m.get("password_file")
     password_file = credentials.restic_password_file(pw_node.string() if pw_node else None)
@@ -474,11 +521,15 @@ def _parse_repository(node: _Node, out: dict) -> None:
         timeout = t.converted(_positive_duration)
         if not 5 <= timeout <= 3600:
             raise t.error(f"must be between 5s and 1h, got {t.value()!r}")
-    out["repository"] = Repository(url=url, password_file=password_file, env=env, env_file=env_file,
-                                   compression=compression, cache_dir=cache_dir, timeout=timeout)
+    return Repository(url=url, password_file=password_file, env=env, env_file=env_file,
+                      compression=compression, cache_dir=cache_dir, timeout=timeout, name=name)
 
 
 def _parse_retention(node: _Node, out: dict) -> None:
+    out["retention"] = _retention(node)
+
+
+def _retention(node: _Node) -> Retention:
     m = node.mapping()
     counts = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
     m.check_known(counts + ("within",))
@@ -486,7 +537,7 @@ def _parse_retention(node: _Node, out: dict) -> None:
     if (w := m.get("within")) is not None:
         values["within_seconds"] = w.converted(_positive_duration)
         values["within"] = str(w.value()).strip()
-    out["retention"] = Retention(**values)
+    return Retention(**values)
 
 
 def _positive_duration(text: str) -> float:
@@ -778,6 +829,71 @@ def _host(node: _Node) -> str:
         raise node.error(f"must be printable characters on one line, got {value!r}")
     return value
 
+# --- several repositories (issue 10) ---------------------------------------------------
+#
+# ``repositories:`` maps names to repositories: the primary (the run writes there; the first one
+# unless another says ``role: primary``) and copies (``role: copy``: each run's snapshots are copied
+# there). ``repository:`` is the shorthand for one primary named DEFAULT_REPOSITORY_NAME.
+
+def _parse_repositories(node: _Node, out: dict) -> None:
+    m = node.mapping()
+    if not m.names():
+        raise node.error("list at least one repository (name: {url: ..., password_file: ...})")
+    repos: list[Repository] = []
+    roles: dict[str, _Node | None] = {}
+    urls: dict[str, str] = {}
+    for name in m.names():
+        child = m.children[name]
+        key_node = _Node(m.key_nodes[name], child.source, child.key, child.loader)
+        _identifier(key_node, "repository name")
+        r = child.mapping()
+        repo = _repository(r, child, out, name, ("role", "append_only", "retention"))
+        role_node = r.get("role")
+        if role_node is not None:
+            role = role_node.string()
+            if role not in REPOSITORY_ROLES:
+                raise role_node.error(f"unknown role {role!r}; use {' or '.join(REPOSITORY_ROLES)}")
+            roles[name] = role_node
+        append_only = r.get("append_only").boolean() if r.get("append_only") is not None else False
+        retention = _retention(r.get("retention")) if r.get("retention") is not None else None
+        if repo.url in urls:
+            raise r.require("url").error(f"the same repository as '{urls[repo.url]}'")
+        urls[repo.url] = name
+        role = role_node.string() if role_node is not None else None
+        repos.append(Repository(**{**repo.__dict__, "role": role or "", "append_only": append_only,
+                                   "retention": retention}))
+    primaries = [r.name for r in repos if r.role == "primary"]
+    if len(primaries) > 1:
+        raise roles[primaries[1]].error(f"a second primary ('{primaries[0]}' is one); exactly one repository "
+                                        f"is the primary, the others are role: copy")
+    if not primaries:
+        if repos[0].role == "copy":
+            raise roles[repos[0].name].error("no repository is the primary: give one of them role: primary "
+                                             "(the first one is the primary unless it says otherwise)")
+        primaries = [repos[0].name]
+    ordered = [Repository(**{**r.__dict__, "role": "primary" if r.name == primaries[0] else "copy"})
+               for r in repos]
+    ordered.sort(key=lambda r: r.role != "primary")
+    out["repository"] = ordered[0]
+    out["repositories"] = tuple(ordered)
+    out["_repositories_node"] = m
+
+
+def _link_repositories(out: dict, source: str) -> None:
+    """An append-only repository's retention needs ``within`` (forged future times; restic's advice)."""
+    m = out.pop("_repositories_node", None)
+    if m is None:
+        return
+    for repo in out["repositories"]:
+        retention = repo.retention if repo.retention is not None else out.get("retention", Retention())
+        if repo.append_only and retention.within is None:
+            child = m.children[repo.name]
+            r = child.mapping()
+            where = r.get("retention") or r.get("append_only")
+            raise where.error("an append_only repository needs a 'within' rule in its retention (its own "
+                              "retention: or the policy's): a compromised host can forge snapshot times, and "
+                              "'within' keeps every recent snapshot whatever the counts say (e.g. within: 30d)")
+
 
 def _scalar(key: str, parse: Callable[[_Node], Any]) -> Callable[[_Node, dict], None]:
     def section(node: _Node, out: dict) -> None:
@@ -790,6 +906,7 @@ _SECTIONS: dict[str, Callable[[_Node, dict], None]] = {
     "state_dir": _scalar("state_dir", _absolute_path),
     "restic_binary": _scalar("restic_binary", lambda n: n.string()),
     "repository": _parse_repository,
+    "repositories": _parse_repositories,
     "retention": _parse_retention,
     "paths": _parse_paths,
     "exclude": _parse_exclude,
@@ -951,8 +1068,10 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
         _SECTIONS["host"](m.get("host"), out)
     for key, parse in _SECTIONS.items():
         node = m.get(key)
-        if key == "repository" and node is None:
+        if key == "repository" and node is None and m.get("repositories") is None:
             node = m.require("repository")
+        if key == "repositories" and node is not None and m.get("repository") is not None:
+            raise node.error("give 'repository:' (one) or 'repositories:' (several), not both")
         if node is not None and key != "host":
             parse(node, out)
     if "parallel_dumps" in m.children:
@@ -960,8 +1079,9 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
                                f"backup too); rename it")
     _link_databases(out)
     out["warnings"] += _overlaps(out)
+    _link_repositories(out, source)
     out.pop("_service_db_nodes", None)
     out.setdefault("host", socket.gethostname())
     out.pop("_repository_credentials")
-    out["warnings"] = tuple(out["warnings"])
+    out["warnings"] = tuple(dict.fromkeys(out["warnings"]))  # one password file for several repositories: once
     return Policy(source=source, **out)

@@ -361,20 +361,20 @@ class Restic:
             self.unlock()
             return self._run_once(args, ok)
 
-    def _run_once(self, args: Sequence[str], ok: Sequence[int]) -> proc.Result:
+    def _run_once(self, args: Sequence[str], ok: Sequence[int], env: dict[str, str] | None = None) -> proc.Result:
         watch = _RetryWatch(self.repo.timeout)
 
         def on_stderr(line: str) -> bool | float:
             self._echo(line)
             return watch(line)
 
-        result = self._stream(args, None, on_stderr)
+        result = self._stream(args, None, on_stderr, env)
         if result.returncode not in ok:
             raise self.error(args[0], result.returncode, result.stderr, watch)
         return result
 
     def _stream(self, args: Sequence[str], on_line: Callable[[str], None] | None,
-                on_stderr: Callable[[str], bool]) -> proc.Result:
+                on_stderr: Callable[[str], bool], env: dict[str, str] | None = None) -> proc.Result:
         """Run restic with stdout collected (or given line by line to ``on_line``) and stderr watched.
 
         A restic that keeps retrying an unreachable backend for longer than
@@ -382,7 +382,7 @@ class Restic:
         """
         self.version  # noqa: B018 - detect once, before the first real call
         out: list[str] = []
-        result = proc.stream(self.argv(*args), on_line or out.append, env=self.env, missing_hint=INSTALL_HINT,
+        result = proc.stream(self.argv(*args), on_line or out.append, env=env or self.env, missing_hint=INSTALL_HINT,
                              on_stderr=on_stderr, stop_signal=signal.SIGINT)
         return proc.Result(result.argv, result.returncode, "\n".join(out), result.stderr)
 
@@ -401,8 +401,35 @@ class Restic:
             return False
         return True
 
-    def init(self) -> None:
-        self.run("init")
+    def init(self, chunker_from: Repository | None = None) -> None:
+        """``restic init``; with ``chunker_from``, with that repository's chunker parameters (for copies)."""
+        if chunker_from is None:
+            self.run("init")
+        else:
+            self._run_once(("init", "--copy-chunker-params"), (0,), self._from_env(chunker_from))
+
+    def _from_env(self, source: Repository) -> dict[str, str]:
+        """This repository's environment plus ``source`` as restic's ``--from-repo`` (0.14 and 0.18 alike).
+
+        Both versions read ``RESTIC_FROM_REPOSITORY``/``RESTIC_FROM_PASSWORD_FILE`` (0.14 introduced
+        them, with ``--repo2`` kept as a deprecated alias): nothing secret goes on the command line.
+        Backend variables (e.g. AWS keys) are shared by both repositories in one restic process: the
+        source's env file is applied first, this repository's over it.
+        """
+        env = {**source.env, **self.env}
+        env.update({"RESTIC_FROM_REPOSITORY": source.url, "RESTIC_FROM_PASSWORD_FILE": source.password_file})
+        return env
+
+    def copy_from(self, source: Repository, ids: Sequence[str]) -> None:
+        """``restic copy`` of exactly the snapshots ``ids`` from ``source`` into this repository (tags kept)."""
+        if not ids:
+            return
+        args = ("copy", *ids)
+        try:
+            self._run_once(args, (0,), self._from_env(source))
+        except RepositoryLocked:
+            self.unlock()
+            self._run_once(args, (0,), self._from_env(source))
 
     def snapshots(self, tags: Sequence[str] = ("vhbackup",), ids: Sequence[str] = ()) -> list[Snapshot]:
         args = ["snapshots", "--json"]

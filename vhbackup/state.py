@@ -217,21 +217,22 @@ def _secret_values(path: str) -> list[str]:
 def secrets_of(policy) -> list[str]:
     """Values that must never reach a state file, a metric or a message (longest first)."""
     found: list[str] = []
-    files = [policy.repository.password_file]
+    files = [repo.password_file for repo in policy.repositories]
     files += [db.password_file for db in policy.databases if db.password_file]
     if policy.notify.email and policy.notify.email.password_file:
         files.append(policy.notify.email.password_file)
     for path in files:
         found += _secret_values(path)
-    env = dict(policy.repository.env)
-    if policy.repository.env_file and not env:
-        try:  # commands that never open the repository did not read it; its secrets are still secrets
-            env = credentials.read_env_file(policy.repository.env_file)
-        except PolicyError:
-            env = {}
-    found += [v for v in env.values() if len(v) >= 4]
-    if (password := url_password(policy.repository.url)) is not None:
-        found.append(password)
+    for repo in policy.repositories:
+        env = dict(repo.env)
+        if repo.env_file and not env:
+            try:  # commands that never open the repository did not read it; its secrets are still secrets
+                env = credentials.read_env_file(repo.env_file)
+            except PolicyError:
+                env = {}
+        found += [v for v in env.values() if len(v) >= 4]
+        if (password := url_password(repo.url)) is not None:
+            found.append(password)
     if policy.notify.webhook:
         found.append(policy.notify.webhook.url)
         found += [v for _, v in policy.notify.webhook.headers if len(v) >= 4]
@@ -267,3 +268,23 @@ def remember_run_size(state_dir: str, run_id: str, size: int, keep: int = 10000)
     sizes[run_id] = size
     write_json_atomic(_sizes_path(state_dir), dict(sorted(sizes.items())[-keep:]))
 
+
+
+# --- copies to other repositories (issue 10) ---------------------------------------------
+
+def copies_path(state_dir: str) -> str:
+    return os.path.join(state_dir, "copies.json")
+
+
+def record_copy(state_dir: str, name: str, run_id: str, started: float, ok: bool, error: str | None,
+                snapshot_ids: list[str]) -> None:
+    """Per copy repository: its first attempt, last attempt and last success (the run copied and when)."""
+    copies = read_lenient(copies_path(state_dir))
+    entry = dict(copies.get(name) or {})
+    entry.setdefault("first_attempt", started)
+    entry["last"] = {"run_id": run_id, "time": started, "status": "success" if ok else "failure", "error": error,
+                     "snapshot_ids": snapshot_ids}
+    if ok:
+        entry["good"] = {"run_id": run_id, "time": started, "snapshot_ids": snapshot_ids}
+    copies[name] = entry
+    write_json_atomic(copies_path(state_dir), copies)

@@ -193,7 +193,8 @@ def test_the_booted_host_is_the_release_under_test(web1, release):
 def test_timers_are_listed_with_their_next_run(web1):
     listed = web1.run("systemctl", "list-timers", "--all", "--no-pager", "--no-legend").stdout
     shipped = web1.run("systemctl", "list-unit-files", "--no-legend", "vhbackup-*.timer").stdout.split()
-    timers = set(TIMERS) | {name for name in shipped if name.endswith(".timer")}
+    # vhbackup-maintenance.timer is shipped disabled (the maintenance role runs on a trusted machine only)
+    timers = set(TIMERS) | {name for name in shipped if name.endswith(".timer")} - {"vhbackup-maintenance.timer"}
     for timer in sorted(timers):
         line = next((l for l in listed.splitlines() if timer in l.split()), None)
         assert line is not None, f"{timer} is not in systemctl list-timers:\n{listed}"

@@ -26,12 +26,14 @@ UNITS = ROOT / "systemd"
 SERVICES = sorted(p.name for p in UNITS.glob("*.service"))
 TIMERS = sorted(p.name for p in UNITS.glob("*.timer"))
 #: Services started by a timer that run vhbackup's lock-holding jobs.
-JOBS = ("vhbackup-backup.service", "vhbackup-prune.service", "vhbackup-verify.service", "vhbackup-drill.service")
+JOBS = ("vhbackup-backup.service", "vhbackup-prune.service", "vhbackup-verify.service", "vhbackup-drill.service",
+        "vhbackup-maintenance.service")
 
 #: Highest allowed `systemd-analyze security` exposure per unit (docs/systemd.md lists the measured values).
 EXPOSURE_BAR = {
     "vhbackup-backup.service": 4.0,
     "vhbackup-prune.service": 2.5,
+    "vhbackup-maintenance.service": 2.5,
     "vhbackup-verify.service": 2.5,
     "vhbackup-drill.service": 4.0,
     "vhbackup-check.service": 2.5,
@@ -43,6 +45,7 @@ SCHEDULE = {
     "vhbackup-prune.timer": "Sun *-*-* 03:00:00",
     "vhbackup-verify.timer": "Sat *-*-* 04:00:00",
     "vhbackup-drill.timer": "*-*-01 05:00:00",
+    "vhbackup-maintenance.timer": "Sun *-*-* 05:00:00",
     "vhbackup-check.timer": "*-*-* *:00:00",
 }
 
@@ -177,13 +180,15 @@ def test_exec_start_is_a_valid_vhbackup_command_line(name):
     assert argv[0] == "/usr/bin/vhbackup"
     args = build_parser().parse_args(argv[1:])
     command = name.removeprefix("vhbackup-").split(".")[0].rstrip("@")
-    expected = {"check": "notify", "notify": "notify"}.get(command, command)
+    expected = {"check": "notify", "notify": "notify", "maintenance": "prune"}.get(command, command)
     assert args.command == expected
     if name in JOBS:
         assert args.wait is not None and 0 < args.wait < parse_duration(one(name, "Service", "TimeoutStartSec")), \
             "a job waits for the shared lock, bounded, and well within its start timeout"
     if name == "vhbackup-check.service":
         assert args.check
+    if name == "vhbackup-maintenance.service":
+        assert args.maintenance
     if name == "vhbackup-notify@.service":
         assert args.unit == "vhbackup-backup.service"
 

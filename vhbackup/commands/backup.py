@@ -15,7 +15,7 @@ import logging
 
 from vhbackup import backend, containers, databases, files, jobs, lock, outcome, prechecks, selection, service_units, state
 from vhbackup.context import Context
-from vhbackup.errors import EXIT_OK, EXIT_PARTIAL, RepositoryLocked, VhError
+from vhbackup.errors import EXIT_OK, EXIT_PARTIAL, Interrupted, RepositoryLocked, VhError
 from vhbackup.urls import display_url
 from vhbackup.runs import TAG
 
@@ -69,9 +69,11 @@ def run(ctx: Context, args) -> int:
         if record.snapshot_ids and not args.no_verify:
             verify_run(ctx, record)
         state.remember_run_size(ctx.policy.state_dir, ctx.run_id, record.bytes_total)
+        copy_failures = copy_run(ctx, record)
         if failures:
             raise _one_error(failures)
         partial = {item: o["error"] for item, o in record.items.items() if o.get("status") == "partial"}
+        partial.update(copy_failures)
         if partial:
             record.status = "partial"
             record.error = "; ".join(f"{item}: {why}" for item, why in partial.items())
@@ -152,6 +154,46 @@ def _add_snapshot(record, result) -> None:
     record.snapshot_ids.append(result.snapshot_id)
     record.bytes_added += result.data_added
     record.bytes_total += result.total_bytes
+
+
+def copy_run(ctx: Context, record) -> dict[str, str]:
+    """``restic copy`` of exactly this run's snapshots from the primary to each copy; {"copy <name>": why} failed.
+
+    The dumps are made once, on the primary; a copy receives the very
+    snapshots (tags kept) and is proven to hold one snapshot of this run for
+    each of them. A copy that fails leaves the run partial, never failed:
+    the primary holds the run.
+    """
+    failed: dict[str, str] = {}
+    ids = list(record.snapshot_ids)
+    if not ids or not ctx.policy.copies:
+        return failed
+    record.details["copies"] = {}
+    for repo in ctx.policy.copies:
+        try:
+            target = ctx.restic_for(repo.name)
+            target.copy_from(ctx.policy.repository, ids)
+            copied = target.snapshots(tags=(f"run:{ctx.run_id}",))
+            if len(copied) < len(ids):
+                raise VhError(f"the copy holds {len(copied)} of the run's {len(ids)} snapshot(s)")
+            copy_ids = [s.id for s in copied]
+            log.info("copied %d snapshot(s) of run %s to repository %s (%s)", len(ids), ctx.run_id, repo.name,
+                     display_url(repo.url))
+            record.details["copies"][repo.name] = {"status": "success", "snapshot_ids": copy_ids}
+            state.record_copy(ctx.policy.state_dir, repo.name, ctx.run_id, record.started, True, None, copy_ids)
+        except Interrupted:
+            raise
+        except VhError as exc:
+            why = str(exc)
+            log.warning("copy to repository %s failed: %s", repo.name, why)
+            failed[f"copy {repo.name}"] = why
+            record.details["copies"][repo.name] = {"status": "failure", "error": why}
+            try:
+                state.record_copy(ctx.policy.state_dir, repo.name, ctx.run_id, record.started, False,
+                                  state.redact(why, state.secrets_of(ctx.policy)), [])
+            except OSError as err:
+                log.error("could not record the copy to %s: %s", repo.name, err.strerror or err)
+    return failed
 
 
 def verify_run(ctx: Context, record) -> None:

@@ -37,7 +37,12 @@ def before_policy(path: str, args) -> int | None:
 def run(ctx: Context, args) -> int:
     p = ctx.policy
     print(f"policy {p.source}: valid")
-    print(f"  repository: {display_url(p.repository.url)} (password file {p.repository.password_file})")
+    if len(p.repositories) == 1:
+        print(f"  repository: {display_url(p.repository.url)} (password file {p.repository.password_file})")
+    for repo in p.repositories if len(p.repositories) > 1 else ():
+        extra = ", append-only from this host" if repo.append_only else ""
+        print(f"  repository {repo.name} ({repo.role}{extra}): {display_url(repo.url)} "
+              f"(password file {repo.password_file})")
     print(f"  host: {p.host}; state: {p.state_dir}; cache: {p.repository.cache_dir}")
     if p.paths:
         print(f"  system paths: {', '.join(p.paths)}")

@@ -43,6 +43,8 @@ MAX_DB_NAME = 63  # PostgreSQL's limit; MariaDB allows 64
 
 
 def add_arguments(parser) -> None:
+    parser.add_argument("--repository", metavar="NAME",
+                        help="read from this repository of the policy (default: the primary)")
     parser.add_argument("--service", action="append", default=[], metavar="NAME",
                         help="drill only this service's files and databases (repeatable)")
     parser.add_argument("--keep", action="store_true",
@@ -57,6 +59,7 @@ def scratch_db_name(db_name: str, run_id: str) -> str:
 
 
 def run(ctx: Context, args) -> int:
+    ctx.choose_repository(args.repository, fall_back=False)
     policy = ctx.policy
     names = selection.service_names(policy, args.service)
     with lock.held(policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:

@@ -17,14 +17,20 @@ def add_arguments(parser) -> None:
 
 
 def run(ctx: Context, args) -> int:
-    url = display_url(ctx.policy.repository.url)
-    if ctx.dry_run:
-        print(f"would create the repository at {url} unless it exists")
-        return 0
-    if ctx.restic.exists():
-        log.info("repository %s already exists; nothing to do", url)
-        return 0
-    ctx.restic.init()
-    log.info("created repository %s; keep a copy of %s somewhere safe: without it the backups cannot be read",
-             url, ctx.policy.repository.password_file)
+    """The primary first, then each copy with the primary's chunker parameters (deduplication carries over)."""
+    for repo in ctx.policy.repositories:
+        url = display_url(repo.url)
+        named = f"repository {repo.name} ({repo.role}) at {url}" if len(ctx.policy.repositories) > 1 \
+            else f"repository {url}"
+        if ctx.dry_run:
+            chunker = " with the primary's chunker parameters" if repo.is_copy else ""
+            print(f"would create the {named}{chunker} unless it exists")
+            continue
+        restic = ctx.restic_for(repo.name)
+        if restic.exists():
+            log.info("%s already exists; nothing to do", named)
+            continue
+        restic.init(chunker_from=ctx.policy.repository if repo.is_copy else None)
+        log.info("created %s; keep a copy of %s somewhere safe: without it the backups cannot be read",
+                 named, repo.password_file)
     return 0

@@ -27,6 +27,8 @@ log = logging.getLogger("vhbackup")
 
 
 def add_arguments(parser) -> None:
+    parser.add_argument("--repository", metavar="NAME",
+                        help="read from this repository of the policy (default: the primary, or the first copy that opens when the primary cannot be used)")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--list", action="store_true", help="list backup runs, newest first")
     which.add_argument("--latest", action="store_true", help="restore the newest run that holds what is asked for")
@@ -95,6 +97,7 @@ def check_target(target: str) -> None:
 
 
 def run(ctx: Context, args) -> int:
+    ctx.choose_repository(args.repository, fall_back=True)
     if args.list:
         print_runs(ctx.policy, runs.group(ctx.restic.snapshots()), as_json=args.json)
         return EXIT_OK

@@ -39,6 +39,8 @@ _CHECK_NOISE = ("using temporary cache", "create exclusive lock", "create shared
 
 
 def add_arguments(parser) -> None:
+    parser.add_argument("--repository", metavar="NAME",
+                        help="read from this repository of the policy (default: the primary)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="check the structure only (no data is read)")
     mode.add_argument("--full", action="store_true", help="read and check all data (slow, downloads everything)")
@@ -185,6 +187,7 @@ def write_report(ctx: Context, text: str) -> str:
 
 
 def run(ctx: Context, args) -> int:
+    ctx.choose_repository(args.repository, fall_back=False)
     with lock.held(ctx.policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:
         clock = time.monotonic()
         values = {"host": ctx.policy.host, "run_id": ctx.run_id,
