@@ -151,3 +151,18 @@ def test_rotate_refuses_systemds_read_only_copy(repo, tmp_path):
     result = repo.vh("key", "rotate", env={"CREDENTIALS_DIRECTORY": str(creds)})
     assert result.returncode == 2 and "systemd's read-only copy" in result.stderr, result.stderr
     assert len(key_ids(repo)) == 1
+
+
+def test_rotate_waits_for_vhbackups_lock_and_dry_run_changes_nothing(repo):
+    import fcntl
+
+    password = repo.password_file.read_text()
+    dry = repo.vh("key", "rotate", "--dry-run")
+    assert dry.returncode == 0 and "would add a new key" in dry.stdout, dry.stderr
+    repo.state_dir.mkdir(exist_ok=True)
+    with open(repo.state_dir / "lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = repo.vh("key", "rotate")
+    assert busy.returncode == 75, busy.stderr
+    assert repo.password_file.read_text() == password and len(key_ids(repo)) == 1
+    assert not os.path.exists(keys.side_file(str(repo.password_file)))
