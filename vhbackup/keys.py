@@ -144,10 +144,13 @@ def check_rotatable(password_file: str, credential_source: str = credentials.SYS
         raise UsageError(f"the password file {password_file} is systemd's read-only copy of a credential; "
                          f"run 'vhbackup key rotate' from a shell (not in a unit), where it rotates the source "
                          f"file, e.g. {credential_source}")
-    if not os.path.exists(credential_source) or os.path.samefile(credential_source, password_file):
+    try:
+        if not os.path.exists(credential_source) or os.path.samefile(credential_source, password_file):
+            return
+        old, theirs = _read(password_file), _read(credential_source)
+    except OSError:  # a file this user cannot read is not the one it would rotate
         return
-    old = _read(password_file)
-    if old is not None and _read(credential_source) == old:
+    if old is not None and theirs == old:
         raise UsageError(f"the systemd units load {credential_source}, a separate copy of the password in "
                          f"{password_file}; rotating only one would lock the units out: set "
                          f"repository.password_file to {credential_source} (or make one a symlink to the "
