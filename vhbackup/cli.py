@@ -64,7 +64,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             cmd.set_defaults(module=None)
             continue
-        module = import_module(f"vhbackup.commands.{name}")
+        module = import_module(f"vhbackup.commands.{name.replace('-', '_')}")
         add_global_options(cmd, suppress=True)
         for nested in module.add_arguments(cmd) or ():
             add_global_options(nested, suppress=True)

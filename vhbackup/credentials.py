@@ -15,6 +15,8 @@ import stat
 from vhbackup.errors import PolicyError
 
 SYSTEMD_CREDENTIAL = "restic-password"
+#: The file the shipped units hand to vhbackup with ``LoadCredential=restic-password:...``.
+SYSTEMD_CREDENTIAL_SOURCE = "/etc/vhbackup/credentials/restic-password"
 MIN_PASSWORD_LENGTH = 32
 _ENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
@@ -27,6 +29,12 @@ def restic_password_file(configured: str | None) -> str | None:
         if os.path.exists(candidate):
             return candidate
     return configured
+
+
+def from_systemd(path: str) -> bool:
+    """``path`` is systemd's read-only copy of a credential (below ``$CREDENTIALS_DIRECTORY``)."""
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    return bool(cred_dir) and os.path.dirname(os.path.abspath(path)) == os.path.abspath(cred_dir)
 
 
 def check_secret_file(path: str, min_length: int = 1, one_line: bool = True) -> list[str]:

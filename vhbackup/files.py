@@ -7,6 +7,12 @@ to) or is matched by an ``exclude`` pattern makes its file set *partial*
 ``optional``; a file set none of whose paths could be saved *failed*. A
 snapshot that holds no file at all is partial too: "success, 0 B" is not
 a backup.
+
+Every files snapshot also holds the policy file that was loaded (the
+*recovery bundle*: a new server gets it back with ``restic dump``, see
+``vhbackup recovery-sheet``), never a credential file. It belongs to no file
+set: it does not count as a saved file, and ``restore`` leaves it out
+(``runs.includes``) so that a restore never replaces the live policy.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from vhbackup import log as vlog
 from vhbackup import systemd_notify
-from vhbackup.policy import Service
+from vhbackup.policy import Policy, Service
 from vhbackup.quantities import format_duration, format_size
 from vhbackup.restic import BackupResult
 
@@ -120,6 +126,28 @@ def _component(pattern: str, name: str) -> bool:
         return False
 
 
+# --- the recovery bundle ------------------------------------------------------------------
+
+def bundle_paths(policy: Policy, saved: Sequence[str]) -> list[str]:
+    """The policy file, as the literal path restic is to save beside ``saved`` (none if they hold it already).
+
+    A symlinked policy is saved as the file it points to. A policy that an
+    ``exclude`` pattern matches, or that is not a regular file, is left out
+    with a warning.
+    """
+    path = os.path.realpath(policy.source)
+    if any(path == p or path.startswith(p.rstrip("/") + "/") for p in saved):
+        return []
+    if not os.path.isfile(path):
+        return []
+    pattern = excluded_by(path, policy.exclude)
+    if pattern is not None:
+        log.warning("the policy file %s is excluded by the pattern %r: it is not in the snapshot, and a new "
+                    "server cannot get it from the repository", path, pattern)
+        return []
+    return [path]
+
+
 # --- the backup ------------------------------------------------------------------------------
 
 def _owner(path: str, file_sets: Sequence[Service]) -> list[Service]:
@@ -153,14 +181,16 @@ def backup(ctx: Context, selection: Selection, tags: Sequence[str]) -> FilesOutc
     result = None
     if saved:
         systemd_notify.status(f"backing up files of {', '.join(fs.name for fs in holding)}")
-        result = ctx.restic.backup(saved, (*tags, *(f"service:{fs.name}" for fs in holding)), policy.exclude)
+        bundle = bundle_paths(policy, saved)
+        result = ctx.restic.backup([*saved, *bundle], (*tags, *(f"service:{fs.name}" for fs in holding)),
+                                   policy.exclude)
         ctx.end_progress()
         outcome.result = result
         _log_saved(result, holding)
         for item_path in result.unreadable:
             for fs in _owner(item_path, selection.file_sets):
                 problems[fs.item].append(f"could not read {item_path}")
-        if result.total_files == 0:
+        if result.total_files <= len(bundle):
             for fs in holding:
                 problems[fs.item].append("the snapshot holds no file: every path is empty or excluded")
     for fs in selection.file_sets:

@@ -22,7 +22,7 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Callable, Iterator, Sequence
@@ -77,6 +77,20 @@ class Snapshot:
     def tag_value(self, prefix: str) -> str | None:
         values = self.tag_values(prefix)
         return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class Key:
+    """One restic key (a password) of the repository; ``current``: the one this Restic's password opened."""
+    id: str
+    user: str
+    host: str
+    created: str
+    current: bool
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
 
 
 @dataclass(frozen=True)
@@ -430,6 +444,41 @@ class Restic:
         except RepositoryLocked:
             self.unlock()
             self._run_once(args, (0,), self._from_env(source))
+
+    def config(self) -> dict:
+        """The repository's config: its ``id``, ``version`` and ``chunker_polynomial`` (no secret)."""
+        return json.loads(self.run("cat", "config").stdout or "{}")
+
+    # --- keys -----------------------------------------------------------------
+
+    def with_password_file(self, password_file: str) -> Restic:
+        """The same repository opened with another password file (key rotation)."""
+        return Restic(self.binary, replace(self.repo, password_file=password_file), self.host, self.source,
+                      verbose=self.verbose, progress=self.progress)
+
+    def keys(self) -> list[Key]:
+        """``restic key list --json``; the key this password opens is ``current``.
+
+        restic 0.14 gives 8-digit key ids, 0.18 whole ones; both are prefixes
+        that ``key remove`` accepts.
+        """
+        result = self.run("key", "list", "--json")
+        return [Key(id=k["id"], user=k.get("userName", ""), host=k.get("hostName", ""),
+                    created=k.get("created", ""), current=bool(k.get("current")))
+                for k in json.loads(result.stdout or "[]") or []]
+
+    def key_add(self, new_password_file: str, user: str) -> None:
+        """Add a key whose password is read from ``new_password_file`` (never on the command line).
+
+        restic 0.14 does not print the new key's id (0.18 does): callers learn
+        it by opening the repository with the new password (``keys``).
+        """
+        self.run("key", "add", f"--new-password-file={new_password_file}", f"--user={user}",
+                 f"--host={self.host}")
+
+    def key_remove(self, key_id: str) -> None:
+        """Remove another key than the current one (restic refuses to remove the current key)."""
+        self.run("key", "remove", key_id)
 
     def snapshots(self, tags: Sequence[str] = ("vhbackup",), ids: Sequence[str] = ()) -> list[Snapshot]:
         args = ["snapshots", "--json"]

@@ -9,6 +9,7 @@ their snapshot ids.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,8 +116,16 @@ def newer_parts(runs: list[Run], chosen: Run, services: tuple[str, ...],
 
 
 def includes(policy: Policy, run: Run, services: tuple[str, ...]) -> tuple[str, ...]:
-    """restic ``--include`` paths that restore only ``services``' files; empty when the run holds no others."""
+    """restic ``--include`` paths that restore only ``services``' files; empty when the run holds no others.
+
+    The policy file saved beside the services' paths (the recovery bundle)
+    is never restored with them: the snapshot's other paths are named.
+    """
     if not services or set(run.services) <= set(services):
+        bundle = {os.path.abspath(policy.source), os.path.realpath(policy.source)}
+        paths = run.files.paths if run.files else ()
+        if bundle & set(paths):
+            return tuple(p for p in paths if p not in bundle)
         return ()
     paths: list[str] = []
     for name in services:

@@ -116,9 +116,11 @@ def test_every_snapshot_carries_the_run_tags_and_host(world):
         assert "vhbackup" in snap["tags"]
     assert sorted(a["tags"]) == sorted(["vhbackup", f"run:{world.run_a['id']}", "service:system", "service:hub",
                                         "service:agent"])
-    assert sorted(a["paths"]) == sorted(str(world.tree / p) for p in ("etc", "srv/hub/data", "srv/agent/data"))
+    policy = os.path.realpath(world.env.policy_file)  # the recovery bundle: every files snapshot holds the policy
+    assert sorted(a["paths"]) == sorted([*(str(world.tree / p) for p in ("etc", "srv/hub/data", "srv/agent/data")),
+                                         policy])
     assert sorted(b["tags"]) == sorted(["vhbackup", f"run:{world.run_b['id']}", "service:hub"])
-    assert b["paths"] == [str(world.tree / "srv/hub/data")]
+    assert sorted(b["paths"]) == sorted([str(world.tree / "srv/hub/data"), policy])
 
 
 def test_service_backup_holds_only_that_service(world):

@@ -232,7 +232,7 @@ def test_backup_unit_backs_up_files_and_database_and_restarts_the_service(web1):
     files = [s for s in snaps if not any(t.startswith("db:") for t in s.get("tags", []))]
     dbs = [s for s in snaps if "db:shop" in s.get("tags", [])]
     assert len(files) == 1 and len(dbs) == 1, snaps
-    assert set(files[0]["paths"]) == {"/etc/vhtest", "/srv/app"}
+    assert set(files[0]["paths"]) == {"/etc/vhtest", "/srv/app", "/etc/vhbackup/policy.yml"}
     assert {"service:app", "service:system"} <= set(files[0]["tags"])
     assert {e["VHBACKUP_SNAPSHOT_ID"] for e in saved} <= {s["id"] for s in snaps} | {s["short_id"] for s in snaps}
     listing = restic(web1, "ls", files[0]["id"])
@@ -369,8 +369,11 @@ def test_disaster_recovery_runbook_restores_files_and_database_identically(web1,
     assert result.returncode == 0, result.stderr
     runs_before = len(json.loads(web1.run("vhbackup", "restore", "--list", "--json").stdout))
     expected_files, expected_db = files_fingerprint(web1), db_fingerprint(web1)
-    offsite = {"policy.yml": web1.path("/etc/vhbackup/policy.yml").read_bytes(),
-               "restic-password": web1.path(PASSWORD_FILE).read_bytes()}
+    policy = web1.path("/etc/vhbackup/policy.yml").read_bytes()
+    sheet = web1.run("vhbackup", "recovery-sheet").stdout
+    assert "repository:  " + REPO in sheet and "correct-horse" not in sheet
+    # what is kept off-site: the password file and the recovery sheet (the policy is in the repository)
+    offsite = {"recovery-sheet.txt": sheet.encode(), "restic-password": web1.path(PASSWORD_FILE).read_bytes()}
 
     new = boot("web1-new", binds=((str(backup_disk), "/srv/vhbackup"), (str(apt_source), "/srv/vhbackup-apt")))
     assert not new.path("/srv/app").exists() and new.run("dpkg", "-s", "vhbackup", check=False).returncode != 0
@@ -383,6 +386,7 @@ def test_disaster_recovery_runbook_restores_files_and_database_identically(web1,
         assert result.returncode == 0, \
             f"runbook block {number} failed ({result.returncode}):\n{block}\n{result.stdout}\n{result.stderr}"
 
+    assert new.path("/etc/vhbackup/policy.yml").read_bytes() == policy
     assert files_fingerprint(new) == expected_files
     assert db_fingerprint(new) == expected_db
     runs = json.loads(new.run("vhbackup", "restore", "--list", "--json").stdout)

@@ -113,7 +113,7 @@ notify:
     assert run["ExecMainStartTimestampMonotonic"] != "0"
     snapshots = json.loads(fresh.run("restic", "-r", REPO, "--password-file", PASSWORD_FILE, "--no-cache",
                                      "snapshots", "--json").stdout)
-    assert [s["paths"] for s in snapshots] == [["/etc/vhtest"]], snapshots
+    assert [sorted(s["paths"]) for s in snapshots] == [["/etc/vhbackup/policy.yml", "/etc/vhtest"]], snapshots
     status = fresh.run("vhbackup", "status", check=False)
     assert status.returncode == 0 and status.stdout.startswith("OK: last backup"), status
     assert system_state(fresh) == "running"

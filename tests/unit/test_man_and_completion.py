@@ -98,4 +98,7 @@ def test_completion_offers_commands_and_each_commands_own_options(tmp_path):
     assert complete(tmp_path, "vhbackup", "--wait", "2h", "restore", "--in") == ["--into-database"]
     assert complete(tmp_path, "vhbackup", "config", "") == ["check"]
     assert complete(tmp_path, "vhbackup", "config", "check", "--if") == ["--if-configured"]
+    assert complete(tmp_path, "vhbackup", "key", "") == ["list", "rotate"]
+    assert complete(tmp_path, "vhbackup", "key", "rotate", "--d") == ["--dry-run"]
+    assert complete(tmp_path, "vhbackup", "recovery-sheet", "--j") == ["--json"]
     assert "--unit" in complete(tmp_path, "vhbackup", "-c", "/etc/vhbackup/policy.yml", "notify", "--")

@@ -16,5 +16,7 @@ COMMANDS: dict[str, str] = {
     "drill": "restore test: restore the latest run into scratch space, compare it, load its databases, clean up",
     "notify": "send alerts: for a failed systemd unit (--unit), when health is not OK (--check), or a test (--test)",
     "unlock": "remove stale restic locks (only when no vhbackup or restic run is active)",
+    "key": "list the repository's keys, or rotate its password (key list, key rotate)",
+    "recovery-sheet": "print what a new server needs to restore from the repository (no secrets)",
     "recover": "after a killed run: start the units it stopped, record it as interrupted, remove stale locks",
 }
