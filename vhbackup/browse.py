@@ -126,6 +126,14 @@ def lookup(restic: Restic, run: Run, path: str) -> Item | None:
     return next((item(n) for n in restic.ls(run.files.id, [path]) if n.get("path") == path), None)
 
 
+def lookup_many(restic: Restic, run: Run, paths: Sequence[str]) -> dict[str, Item]:
+    """The entries at exactly ``paths`` in ``run``'s files (one restic call); absent paths are left out."""
+    if run.files is None or not paths:
+        return {}
+    wanted = set(paths)
+    return {i.path: i for i in (item(n) for n in restic.ls(run.files.id, sorted(wanted))) if i.path in wanted}
+
+
 # --- find --------------------------------------------------------------------------------------
 
 
