@@ -24,10 +24,9 @@ def add_arguments(parser) -> None:
 
 
 def run(ctx: Context, args) -> int:
-    roots: tuple[str, ...] = ()
+    roots = browse.service_roots(ctx.policy, args.service) if args.service else ()
     all_runs = runs.group(ctx.restic.snapshots())
     if args.service:
-        roots = browse.service_roots(ctx.policy, args.service)
         all_runs = [r for r in all_runs if args.service in r.services]
     found = browse.find(ctx.restic, all_runs, args.pattern, roots)
     if args.json:
