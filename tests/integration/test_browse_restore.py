@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT, Env
+from tests.conftest import PYTHON, RESTIC_VERSIONS, ROOT, Env, make_env, restic_for
 from vhbackup.treediff import describe
 
 OLD = time.time() - 86400 * 50
@@ -33,7 +33,6 @@ def run_ids(env: Env) -> list[str]:
 def backup(env: Env) -> str:
     result = env.vh("backup")
     assert result.returncode == 0, result.stderr
-    time.sleep(1.1)  # run ids and snapshot times one second apart at least
     return run_ids(env)[0]
 
 
@@ -50,9 +49,15 @@ def state(path: Path) -> tuple[bytes, int, int]:
     return path.read_bytes(), st.st_mode & 0o7777, int(st.st_mtime)
 
 
-@pytest.fixture
-def history(env, tmp_path):
-    """Four runs of service app; ``docs/report.txt`` was deleted after the first (three runs ago)."""
+@pytest.fixture(scope="module", params=RESTIC_VERSIONS, ids=lambda v: f"restic{v}")
+def history(request, tmp_path_factory):
+    """Four runs of service app; ``docs/report.txt`` was deleted after the first (three runs ago).
+
+    Made once per restic version for the tests of this module that share it (each leaves the runs as they
+    are and changes only what it restores again or checks itself).
+    """
+    tmp_path = tmp_path_factory.mktemp("history")
+    env = make_env(tmp_path, restic_for(request.param))
     app = tmp_path / "srv" / "app"
     (app / "docs").mkdir(parents=True)
     (app / "dir [x]").mkdir()
@@ -78,10 +83,11 @@ def history(env, tmp_path):
     (app / "docs" / "sibling.txt").write_text("sibling v2\n")
     third = backup(env)
     fourth = backup(env)
-    return {"app": app, "report": report, "original": original, "runs": [first, second, third, fourth]}
+    return {"env": env, "app": app, "report": report, "original": original, "runs": [first, second, third, fourth]}
 
 
-def test_find_a_file_deleted_three_runs_ago_and_restore_exactly_it(env, history, tmp_path):
+def test_find_a_file_deleted_three_runs_ago_and_restore_exactly_it(history, tmp_path):
+    env = history["env"]
     app, report, runs = history["app"], history["report"], history["runs"]
     found = env.vh("find", "report.txt", "--service", "app", "--json")
     assert found.returncode == 0, found.stderr
@@ -120,7 +126,8 @@ def test_find_a_file_deleted_three_runs_ago_and_restore_exactly_it(env, history,
     assert record["status"] == "success" and record["details"]["run"] == runs[0]
 
 
-def test_a_folder_and_names_with_spaces_and_glob_characters_are_literal(env, history, tmp_path):
+def test_a_folder_and_names_with_spaces_and_glob_characters_are_literal(history, tmp_path):
+    env = history["env"]
     app = history["app"]
     folder = app / "dir [x]"
     to = tmp_path / "target"
@@ -156,7 +163,8 @@ def test_a_folder_and_names_with_spaces_and_glob_characters_are_literal(env, his
     assert len(one.stdout.splitlines()) == 3
 
 
-def test_to_stdout_is_byte_exact_and_refuses_a_directory(env, history):
+def test_to_stdout_is_byte_exact_and_refuses_a_directory(history):
+    env = history["env"]
     app = history["app"]
     result = vh_bytes(env, "restore", "--latest", "--path", str(app / "blob.bin"), "--to-stdout")
     assert result.returncode == 0, result.stderr
