@@ -76,3 +76,21 @@ def test_a_directory_mtime_alone_is_not_a_change_but_a_files_is():
     assert browse._fields(d0, d1) == []
     assert browse._fields(f0, f1) == ["mode", "mtime"]
     assert browse._fields(d0, browse.Item("file", "/d", 0o755, 0, t0)) == ["type"]
+
+
+def test_restore_path_stops_the_units_of_the_file_sets_it_touches_and_only_in_place(tmp_path):
+    from vhbackup.policy import load_policy
+    from vhbackup.selection import for_paths
+
+    policy = load_policy(str(make_policy(tmp_path, services={
+        "hub": {"paths": ["/srv/hub"], "units": ["hub.service"]},
+        "agent": {"paths": ["/srv/agent"], "units": ["agent.service"]}})))
+    hub = for_paths(policy, ["/srv/hub/data/report.txt"])
+    assert hub.services == ("hub",) and hub.units == ("hub.service",)
+    assert for_paths(policy, ["/srv/hub/data/report.txt"], in_place=False).units == ()
+    both = for_paths(policy, ["/srv"])
+    assert set(both.services) == {"hub", "agent"} and set(both.units) == {"hub.service", "agent.service"}
+    system = for_paths(policy, ["/etc/hostname"])
+    assert system.services == ("system",) and system.units == ()
+    with pytest.raises(UsageError, match="not within the paths"):
+        for_paths(policy, ["/srv/hub1/x"])
