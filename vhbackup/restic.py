@@ -556,14 +556,45 @@ class Restic:
 
     # --- reading back ---------------------------------------------------------
 
-    def ls(self, snapshot_id: str) -> Iterator[dict]:
-        """The nodes of a snapshot, as restic's ``ls --json`` gives them."""
-        result = self.run("ls", "--json", snapshot_id)
+    def ls(self, snapshot_id: str, paths: Sequence[str] = (), recursive: bool = False) -> Iterator[dict]:
+        """The nodes of a snapshot, as restic's ``ls --json`` gives them.
+
+        With ``paths`` (literal absolute paths: restic's ``ls`` takes them as
+        paths, not patterns), only those and their direct children, or all
+        below them with ``recursive``.
+        """
+        args = ["ls", "--json", *(["--recursive"] if recursive and paths else []), snapshot_id, *paths]
+        result = self.run(*args)
         for line in result.stdout.splitlines():
             if line.startswith("{"):
                 node = json.loads(line)
                 if node.get("struct_type") == "node":
                     yield node
+
+    def find(self, pattern: str, tags: Sequence[str] = ("vhbackup",)) -> list[dict]:
+        """``restic find --json PATTERN`` over the snapshots with ``tags``: one entry per snapshot with hits.
+
+        The one place where vhbackup hands restic a pattern from the command
+        line on purpose: ``vhbackup find`` is a search.
+        """
+        result = self.run("find", "--json", *(f"--tag={tag}" for tag in tags), "--", pattern)
+        found: list[dict] = []
+        for line in result.stdout.splitlines():
+            line = line.strip()
+            if line.startswith("["):
+                found.extend(json.loads(line) or [])
+            elif line.startswith("{"):
+                found.append(json.loads(line))
+        return found
+
+    def diff(self, first_id: str, second_id: str) -> Iterator[dict]:
+        """``restic diff --json``: the ``change`` messages (path and modifier: + - M T U)."""
+        result = self.run("diff", "--json", first_id, second_id)
+        for line in result.stdout.splitlines():
+            if line.startswith("{"):
+                msg = json.loads(line)
+                if msg.get("message_type") == "change":
+                    yield msg
 
     def restore(self, snapshot_id: str, target: str, includes: Sequence[str] = (), verify: bool = False) -> None:
         """Restore the snapshot (only the literal paths ``includes``, if given) under ``target``.

@@ -131,3 +131,27 @@ def includes(policy: Policy, run: Run, services: tuple[str, ...]) -> tuple[str, 
     for name in services:
         paths.extend(policy.paths if name == SYSTEM_SERVICE else policy.service(name).paths)
     return tuple(dict.fromkeys(paths))
+
+
+def before(runs: list[Run], when: datetime) -> list[Run]:
+    """The runs that started before ``when`` (an aware time), newest first."""
+    return [run for run in runs if run.time < when]
+
+
+def parse_before(text: str) -> datetime:
+    """``--before``: ``YYYY-MM-DD HH:MM[:SS]`` or ``YYYY-MM-DD`` (midnight) in local time, as an aware time."""
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text.strip(), fmt).astimezone()
+        except ValueError:
+            continue
+    raise UsageError(f"--before {text!r}: expected a local time as 'YYYY-MM-DD HH:MM' (or with :SS, or a date)")
+
+
+def pick(runs: list[Run], ref: str | None) -> Run:
+    """The run named by ``ref`` (a run id, a unique snapshot id prefix, or ``latest``/None: the newest)."""
+    if ref in (None, "latest"):
+        if not runs:
+            raise NotFound("no backup runs yet; make one with 'vhbackup backup'")
+        return runs[0]
+    return find(runs, ref)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from vhbackup.browse import below
 from vhbackup.containers import Ref
 from vhbackup.errors import UsageError
 from vhbackup.policy import DB_NAME, IDENTIFIER, SYSTEM_DATABASES, SYSTEM_SERVICE, Database, Policy, Service
@@ -185,3 +186,24 @@ def for_restore(policy: Policy, services: Sequence[str] = (), databases: Sequenc
     owners = list(dict.fromkeys(owners))
     return Selection(file_sets=file_sets, databases=chosen_dbs, units=_units(policy, owners),
                      containers=_containers(policy, owners))
+
+
+def for_paths(policy: Policy, paths: Sequence[str], services: Sequence[str] = (),
+              in_place: bool = True) -> Selection:
+    """The file sets that hold (or lie below) the literal ``paths`` of ``restore --path``.
+
+    Each path must lie within a file set of the policy (of ``services`` when
+    given), or contain some; the units stopped for an in-place restore are
+    those of the file sets it touches.
+    """
+    service_names(policy, [s for s in services if s != SYSTEM_SERVICE])
+    sets = [fs for fs in policy.file_sets() if not services or fs.name in services]
+    owners: list[Service] = []
+    for path in paths:
+        mine = [fs for fs in sets if any(below(path, p) or below(p, path) for p in fs.paths)]
+        if not mine:
+            where = f"service {', '.join(services)}" if services else "any file set of the policy"
+            raise UsageError(f"--path {path} is not within the paths of {where}")
+        owners += [fs for fs in mine if fs not in owners]
+    touched = [fs.name for fs in owners] if in_place else []
+    return Selection(file_sets=tuple(owners), units=_units(policy, touched), containers=_containers(policy, touched))

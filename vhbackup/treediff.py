@@ -121,7 +121,8 @@ def differences(expected: Tree, actual: Tree) -> list[str]:
     return out
 
 
-def _unix_mode(go_mode: int) -> int:
+def unix_mode(go_mode: int) -> int:
+    """Permission bits with setuid/setgid/sticky from Go's os.FileMode as restic's JSON gives it."""
     mode = go_mode & 0o777
     if go_mode & _GO_SETUID:
         mode |= stat.S_ISUID
@@ -150,7 +151,7 @@ def from_listing(nodes: Iterable[dict], includes: tuple[str, ...] = ()) -> Tree:
             continue
         kind = node.get("type")
         mtime = int(parse_time(node["mtime"]).timestamp()) if node.get("mtime") else 0
-        mode = _unix_mode(int(node.get("mode") or 0))
+        mode = unix_mode(int(node.get("mode") or 0))
         if kind == "file":
             entry = Entry("file", mode, int(node.get("size") or 0), mtime)
         elif kind == "dir":

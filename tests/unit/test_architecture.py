@@ -22,7 +22,8 @@ LAYERS = [
     {"vhbackup.alerts", "vhbackup.metrics", "vhbackup.health", "vhbackup.journal", "vhbackup.outcome",
      "vhbackup.health_alerts"},
     # 2: repositories
-    {"vhbackup.restic", "vhbackup.backend", "vhbackup.runs", "vhbackup.retention", "vhbackup.treediff"},
+    {"vhbackup.restic", "vhbackup.backend", "vhbackup.runs", "vhbackup.retention", "vhbackup.treediff",
+     "vhbackup.browse"},
     # 3: sources: files, database dumps, units, scratch space
     {"vhbackup.files", "vhbackup.databases", "vhbackup.databases.common", "vhbackup.databases.postgresql",
      "vhbackup.databases.mariadb", "vhbackup.databases.mongodb", "vhbackup.service_units", "vhbackup.scratch",

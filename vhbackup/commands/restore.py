@@ -15,7 +15,7 @@ import os
 import stat
 import sys
 
-from vhbackup import containers, databases, lock, outcome, runs, selection, service_units, state
+from vhbackup import browse, containers, databases, lock, outcome, runs, selection, service_units, state
 from vhbackup.context import Context
 from vhbackup.errors import EXIT_OK, NotFound, UsageError, VhError
 from vhbackup.policy import Policy
@@ -33,6 +33,13 @@ def add_arguments(parser) -> None:
     which.add_argument("--list", action="store_true", help="list backup runs, newest first")
     which.add_argument("--latest", action="store_true", help="restore the newest run that holds what is asked for")
     which.add_argument("--snapshot", metavar="ID", help="a run id from --list, or a unique prefix of a snapshot id")
+    which.add_argument("--before", metavar="TIME",
+                       help="restore the newest run before this local time ('YYYY-MM-DD HH:MM') that holds what "
+                            "is asked for")
+    parser.add_argument("--path", action="append", default=[], metavar="PATH",
+                        help="only this file or folder (a literal absolute path, never a pattern; repeatable)")
+    parser.add_argument("--to-stdout", action="store_true",
+                        help="write the one regular file named by --path to standard output, byte for byte")
     parser.add_argument("--json", action="store_true", help="with --list: print a JSON array")
     parser.add_argument("--service", action="append", default=[], metavar="NAME",
                         help="only this service's files and databases (repeatable)")
@@ -103,8 +110,21 @@ def run(ctx: Context, args) -> int:
         return EXIT_OK
     if args.json:
         raise UsageError("--json goes with --list")
+    before = runs.parse_before(args.before) if args.before else None
     if args.snapshot:
         runs.validate_ref(args.snapshot)
+    paths = list(dict.fromkeys(browse.normalize(p, "--path") for p in args.path))
+    if args.to_stdout and len(paths) != 1:
+        raise UsageError("--to-stdout needs exactly one --path FILE")
+    if paths:
+        if args.database or args.databases_only or args.into_database or args.db_host or args.db_port:
+            raise UsageError("--path restores files: it does not go with --database, --databases-only, "
+                             "--into-database, --db-host or --db-port")
+        if args.to_stdout:
+            if args.target is not None or args.yes:
+                raise UsageError("--to-stdout writes to standard output: it does not go with --target or --yes")
+            return _to_stdout(ctx, args, paths[0], before)
+        return _restore_paths(ctx, args, paths, before)
     target = resolve_target(args.target)
     if target is not None:
         check_target(target)
@@ -132,6 +152,13 @@ def run(ctx: Context, args) -> int:
         if not run_.has(services, dbs) or not (services or dbs):
             raise NotFound(f"run {run_.id} does not hold {', '.join([*services, *dbs]) or 'anything requested'}; "
                            f"it has: {', '.join([*run_.services, *run_.databases]) or 'nothing'}")
+    elif before is not None:
+        try:
+            run_ = runs.latest(runs.before(all_runs, before), services, dbs)
+        except NotFound:
+            raise NotFound(f"no backup run before {args.before} holds all of: "
+                           f"{', '.join([*services, *(f'db:{d}' for d in dbs)])}; see 'vhbackup restore --list'"
+                           ) from None
     else:
         run_ = runs.latest(all_runs, services, dbs)
         newer = runs.newer_parts(all_runs, run_, services, dbs)
@@ -162,6 +189,84 @@ def run(ctx: Context, args) -> int:
                 ctx.restic.restore(run_.files.id, target or "/", includes)
                 log.info("restored files of %s from run %s to %s", ", ".join(services), run_.id, target or "/")
             databases.restore_all(ctx, steps, args.db_host, args.db_port)
+    return EXIT_OK
+
+
+def _run_holding(ctx: Context, args, paths: list[str], services: tuple[str, ...],
+                 before) -> tuple[runs.Run, dict[str, browse.Item]]:
+    """The run to restore ``paths`` from, and each path's entry in it.
+
+    ``--snapshot``: that run, which must hold every path. ``--latest`` and
+    ``--before``: the newest run (before that time) whose files snapshot
+    holds the services owning the paths (a service whose files failed is
+    not tagged) and in which every path exists.
+    """
+    all_runs = runs.group(ctx.restic.snapshots())
+    if args.snapshot:
+        candidates = [runs.find(all_runs, args.snapshot)]
+    else:
+        candidates = runs.before(all_runs, before) if before is not None else all_runs
+    for run_ in candidates:
+        if run_.files is None or not run_.has(services, ()):
+            continue
+        found = browse.lookup_many(ctx.restic, run_, paths)
+        if len(found) == len(paths):
+            return run_, found
+    missing = ", ".join(paths)
+    if args.snapshot:
+        raise NotFound(f"run {candidates[0].id} does not hold {missing}; see 'vhbackup find'")
+    when = f" before {args.before}" if before is not None else ""
+    raise NotFound(f"no backup run{when} holds {missing}; see 'vhbackup find'")
+
+
+def _restore_paths(ctx: Context, args, paths: list[str], before) -> int:
+    """``--path``: exactly those files and folders (literal), in place (``--yes``, units stopped) or to --target."""
+    target = resolve_target(args.target)
+    if args.target is not None and target is None:
+        log.warning("--target %s is the root directory: this is an in-place restore", args.target)
+    policy = containers.with_volumes(ctx.policy, args.service, create=target is None and not ctx.dry_run,
+                                     missing_ok=ctx.dry_run)
+    chosen = selection.for_paths(policy, paths, args.service, in_place=target is None)
+    run_, found = _run_holding(ctx, args, paths, chosen.services, before)
+    prefix = "dry run: would restore" if ctx.dry_run else "restoring"
+    out = print if ctx.dry_run else log.info
+    out(f"{prefix} run {run_.id} ({run_.time.astimezone():%Y-%m-%d %H:%M:%S}, host {run_.host})")
+    for path in paths:
+        out(f"  {found[path].type} {path} {'under ' + target if target else 'in place (replacing it)'}")
+    if ctx.dry_run:
+        return EXIT_OK
+    if target is None:
+        _confirm_in_place(ctx, args)
+    engine = containers.detect(ctx.policy.container_engine) if chosen.containers else None
+    with lock.held(ctx.policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:
+        record.services = list(chosen.services)
+        record.snapshot_ids = [run_.files.id]
+        record.details["run"] = run_.id
+        record.details["paths"] = paths
+        service_units.restart_left_over(ctx.policy.state_dir)
+        with service_units.stopped(chosen.units, ctx.policy.state_dir, chosen.containers, engine):
+            if target:
+                _make_target(target)
+            ctx.restic.restore(run_.files.id, target or "/", paths)
+            log.info("restored %s from run %s to %s", ", ".join(paths), run_.id, target or "/")
+    return EXIT_OK
+
+
+def _to_stdout(ctx: Context, args, path: str, before) -> int:
+    """``--path FILE --to-stdout``: the file's bytes from ``restic dump``, nothing else on stdout."""
+    chosen = selection.for_paths(ctx.policy, [path], args.service, in_place=False)
+    run_, found = _run_holding(ctx, args, [path], chosen.services, before)
+    entry = found[path]
+    if entry.type != "file":
+        raise UsageError(f"--to-stdout writes one regular file; {path} is a {entry.type} in run {run_.id}")
+    if ctx.dry_run:
+        print(f"dry run: would write {path} ({entry.size} bytes) from run {run_.id} to standard output")
+        return EXIT_OK
+    log.info("writing %s from run %s to standard output", path, run_.id)
+    stdout = sys.stdout.buffer
+    sys.stdout.flush()
+    ctx.restic.dump(run_.files.id, path, on_chunk=stdout.write)
+    stdout.flush()
     return EXIT_OK
 
 
