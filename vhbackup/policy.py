@@ -161,6 +161,8 @@ class VerifySettings:
     #: Spot check tolerances, in percent of the backed-up count and size (live vs latest run).
     spot_files_tolerance: float = 5.0
     spot_size_tolerance: float = 10.0
+    #: Share of backed-up files that may have changed (size or mtime) or vanished since the backup.
+    spot_changed_tolerance: float = 50.0
     #: How many unchanged files (same size and mtime as in the backup) are compared byte for byte.
     spot_sample: int = 50
 
@@ -669,11 +671,10 @@ def _parse_verify(node: _Node, out: dict) -> None:
         values["spot"] = n.boolean()
     if (n := m.get("spot_tolerance")) is not None:
         t = n.mapping()
-        t.check_known(("files", "size"))
-        if (f := t.get("files")) is not None:
-            values["spot_files_tolerance"] = f.converted(parse_percent)
-        if (f := t.get("size")) is not None:
-            values["spot_size_tolerance"] = f.converted(parse_percent)
+        t.check_known(("files", "size", "changed"))
+        for key in ("files", "size", "changed"):
+            if (f := t.get(key)) is not None:
+                values[f"spot_{key}_tolerance"] = f.converted(parse_percent)
     if (n := m.get("spot_sample")) is not None:
         values["spot_sample"] = n.integer(minimum=0)
         if values["spot_sample"] > 10000:

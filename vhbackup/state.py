@@ -98,6 +98,11 @@ def running_path(state_dir: str, action: str) -> str:
     return os.path.join(state_dir, f"running-{action}.json")
 
 
+def spot_path(state_dir: str) -> str:
+    """The newest spot check's verdict (``verify --spot``), kept until the next spot check."""
+    return os.path.join(state_dir, "last-spot.json")
+
+
 def items_path(state_dir: str) -> str:
     return os.path.join(state_dir, "items.json")
 

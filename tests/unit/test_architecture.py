@@ -26,7 +26,8 @@ LAYERS = [
     # 3: sources: files, database dumps, units, scratch space
     {"vhbackup.files", "vhbackup.databases", "vhbackup.databases.common", "vhbackup.databases.postgresql",
      "vhbackup.databases.mariadb", "vhbackup.databases.mongodb", "vhbackup.service_units", "vhbackup.scratch",
-     "vhbackup.containers", "vhbackup.databases.runner", "vhbackup.container_check"},
+     "vhbackup.containers", "vhbackup.databases.runner", "vhbackup.container_check",
+     "vhbackup.spotcheck"},
     # 4: selection and plan
     {"vhbackup.selection", "vhbackup.prechecks", "vhbackup.jobs", "vhbackup.context"},
     # 5: the command line
