@@ -14,7 +14,7 @@ tree (``os.walk`` with ``lstat``, never following links, honouring
   ``verify.spot_tolerance.changed`` (default 50%) is a WARNING: mass change;
 - content: of the files whose size and mtime (to the nanosecond) are the
   same as in the backup, ``verify.spot_sample`` (default 50) chosen at
-  random are restored from the snapshot into a scratch directory (one
+  random (at most ``SAMPLE_BYTES``, 1 GiB, in all) are restored from the snapshot into a scratch directory (one
   ``restic restore`` for all of them) and compared byte for byte with the
   live file (SHA-256). Same size and mtime but other bytes means the file
   was changed behind the file system's back: tampering, encryption by
@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("vhbackup")
 
 OK, WARNING, CRITICAL = "OK", "WARNING", "CRITICAL"
+#: The most the content sample restores per service: larger files are passed over, so that a tree of
+#: disk images does not turn a spot check into a full restore.
+SAMPLE_BYTES = 1 << 30
 _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 
 
@@ -172,7 +175,7 @@ def compare(ctx: Context, fs: Service, snapshot_id: str, run_id: str, nodes: lis
         result.warnings.append(f"{result.changed} of {len(saved)} backed-up files changed or vanished since the "
                                f"backup ({changed_pct:.0f}%, more than the tolerance of "
                                f"{settings.spot_changed_tolerance:g}%)")
-    sample = rng.sample(unchanged, min(settings.spot_sample, len(unchanged)))
+    sample = pick(rng, unchanged, {k: saved[k][0] for k in unchanged}, settings.spot_sample)
     if sample:
         result.sampled = len(sample)
         result.mismatched = _content_mismatches(ctx, snapshot_id, [(saved[k][2], now[k][2]) for k in sample])
@@ -183,6 +186,21 @@ def compare(ctx: Context, fs: Service, snapshot_id: str, run_id: str, nodes: lis
                                    f"mtime of the backup but other content (tampered with or encrypted?): "
                                    f"{shown}{more}")
     return result
+
+
+def pick(rng: random.Random, keys: list[str], sizes: dict[str, int], count: int,
+         budget: int = SAMPLE_BYTES) -> list[str]:
+    """Up to ``count`` keys at random whose sizes add up to at most ``budget`` (larger files passed over)."""
+    order = list(keys)
+    rng.shuffle(order)
+    chosen, total = [], 0
+    for key in order:
+        if len(chosen) >= count:
+            break
+        if total + sizes[key] <= budget:
+            chosen.append(key)
+            total += sizes[key]
+    return chosen
 
 
 def _content_mismatches(ctx: Context, snapshot_id: str, pairs: list[tuple[str, bytes]]) -> list[str]:

@@ -400,3 +400,4 @@ def test_monitor_and_spot_settings_of_the_template_load(tmp_path, pw):
     assert "0b2f7c1e-5d7a-4b9e-8f3c-2a1d6e9b4c70" not in repr(p)
     from vhbackup import state
     assert "0b2f7c1e-5d7a-4b9e-8f3c-2a1d6e9b4c70" in state.secrets_of(p)
+
