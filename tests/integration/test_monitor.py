@@ -67,6 +67,11 @@ def everything_written(env, result) -> str:
 
 def test_start_and_success_pings_for_backup_prune_verify_and_drill(world, http, secret):
     env, check, _, _ = world
+    shown = env.vh("config", "check")
+    assert shown.returncode == 0, shown.stderr
+    assert f"monitor: healthchecks at http://127.0.0.1:{http.port} (backup, prune, verify, drill; timeout 5 s, " \
+           f"2 retries)" in shown.stdout
+    assert check not in shown.stdout + shown.stderr and check[:8] not in shown.stdout
     for action in ("backup", "prune", "verify", "drill"):
         before = len(hc(http, check))
         result = env.vh(action)
@@ -145,6 +150,7 @@ def test_a_hanging_or_refusing_monitor_delays_the_run_by_at_most_its_timeout(tmp
     assert "could not send the success ping to healthchecks at http://127.0.0.1" in result.stderr
     assert "no answer within 3 s" in result.stderr
     assert "Connection refused" in result.stderr
+    print(f"baseline {baseline:.1f} s, with a hanging and a refusing monitor {elapsed:.1f} s")
     # both monitors at once, start and end within one timeout (3 s) + 1 s grace, plus generous slack
     assert elapsed - baseline < 3 + 1 + 4, (elapsed, baseline)
 

@@ -98,7 +98,8 @@ def request(ping: Ping, action: str, status: str, host: str, message: str, body:
         })
     elif ping.kind == "uptime_kuma":
         parts = urlsplit(url)
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("status", "msg", "ping")]
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                 if k not in ("status", "msg", "ping")]
         query += [("status", "up" if status == "success" else "down"), ("msg", message[:250]), ("ping", "")]
         url = urlunsplit(parts._replace(query=urlencode(query)))
         method = "GET"
