@@ -1,9 +1,10 @@
 """Start, success and fail pings to outside monitoring services, for every backup, prune, verify and drill.
 
-``outcome.recorded`` calls ``started`` right after the run's marker is
-written and ``finished`` at its end (beside the alert); ``vhbackup notify
---unit`` calls ``crashed`` when systemd reports that a run's unit failed
-without the run having sent its own fail ping (killed, crashed).
+``outcome.recorded`` calls ``Pings.started`` right after the run's marker
+is written, and ``finish_begin`` / ``finish_wait`` at its end (the alert is
+sent in between, so both wait at once); ``vhbackup notify --unit`` calls
+``crashed`` when systemd reports that a run's unit failed, for the monitors
+the run did not ping ``fail`` itself (killed, crashed).
 
 Bounds: the start ping goes out in a thread while the run works, so it
 delays nothing. At the end, each monitor gets ``timeout`` seconds in all:
@@ -71,10 +72,10 @@ class _Attempt:
 
 
 class Pings:
-    """The pings of one run: ``Pings.started(...)`` at its start, ``finish(...)`` at its end."""
+    """The pings of one run: ``Pings.started(...)`` at its start, ``finish_begin``/``finish_wait`` at its end."""
 
-    def __init__(self, policy: Policy, action: str, run_id: str):
-        self.policy, self.action, self.run_id = policy, action, run_id
+    def __init__(self, policy: Policy, action: str, run_id: str, skip: set[str] = frozenset()):
+        self.policy, self.action, self.run_id, self.skip = policy, action, run_id, skip
         self.secrets = state.secrets_of(policy) if policy.monitor.pings else []
         self.starts: list[_Attempt] = []
 
@@ -98,7 +99,7 @@ class Pings:
             message = state.redact(message, self.secrets)
             wanted = set(_wanted(self.policy, self.action, status))
             for ping in self.policy.monitor.pings:
-                if ping not in wanted:
+                if ping not in wanted or ping.kind in self.skip:
                     continue
                 start = self._start_of(ping)
                 req = sender.request(ping, self.action, status, self.policy.host, message, body)
@@ -143,10 +144,12 @@ def end_status(record_status: str) -> str:
     return "success" if record_status == "success" else "fail"
 
 
-def crashed(policy: Policy, action: str, unit: str, error: str, lines: Sequence[str]) -> dict | None:
-    """The OnFailure= path: ping ``fail`` for a run whose unit failed; what was sent, or None."""
-    if action not in {a for p in policy.monitor.pings for a in p.actions}:
+def crashed(policy: Policy, action: str, unit: str, error: str, lines: Sequence[str],
+            skip: set[str] = frozenset()) -> dict | None:
+    """The OnFailure= path: ping ``fail`` for a run whose unit failed (not to the kinds in ``skip``, which the
+    run pinged ``fail`` itself); what was sent, or None when no monitor was due."""
+    if action not in {a for p in policy.monitor.pings if p.kind not in skip for a in p.actions}:
         return None
-    pings = Pings(policy, action, "")
+    pings = Pings(policy, action, "", skip=skip)
     attempts = pings.finish_begin("fail", f"{unit} failed on {policy.host}: {error}"[:500], lines)
     return pings.finish_wait("fail", attempts)

@@ -115,11 +115,12 @@ def unit_failed(ctx: Context, unit: str, lookup: InvocationLookup = journal.invo
 
 
 def _ping_failure(policy, action: str, unit: str, entries: list[dict], error: str, lines: tuple[str, ...]) -> bool:
-    """Ping ``fail`` to the monitors, unless the run already did so itself; False if no ping got through."""
-    if journal.already_pinged(policy.state_dir, action, entries):
-        log.info("the failure of %s was already pinged by the run itself; not pinging again", unit)
-        return True
-    sent = monitor.crashed(policy, action, unit, error, lines)
+    """Ping ``fail`` to the monitors the run did not ping ``fail`` itself; False if none of them got it."""
+    done = journal.already_pinged(policy.state_dir, action, entries)
+    if done:
+        log.info("the failure of %s was already pinged to %s by the run itself; not pinging those again",
+                 unit, ", ".join(sorted(done)))
+    sent = monitor.crashed(policy, action, unit, error, lines, skip=done)
     return sent is None or bool(sent["sent"])
 
 

@@ -265,3 +265,12 @@ def test_a_monitor_that_is_down_makes_the_handler_fail_but_costs_at_most_its_tim
         assert time.monotonic() - started < 3 + 1.5
     finally:
         silent.stop()
+
+
+def test_a_monitor_the_run_could_not_reach_gets_the_fail_ping_from_the_handler(http, policy_factory):
+    policy = policy_factory(with_monitor(http.url))
+    state.write_json_atomic(state.last_run_path(policy.state_dir, "backup"), {
+        "action": "backup", "run_id": "20261128-030000-beef", "status": "failure", "started": time.time(),
+        "details": {"monitor": {"event": "fail", "sent": [], "failed": ["healthchecks"]}}})
+    assert run_unit(policy, reported_entries(notifiers=())) == 0
+    assert [r.path for r in http.requests] == ["/hc/5f0c3a4b-check/fail"]
