@@ -81,6 +81,8 @@ class Request:
     path: str
     headers: dict
     body: bytes
+    method: str = "POST"
+    time: float = 0.0
 
     @property
     def json(self) -> dict:
@@ -88,25 +90,31 @@ class Request:
 
 
 class HttpSink:
-    """An HTTP server on 127.0.0.1 that records every POST and answers ``status``."""
+    """An HTTP server on 127.0.0.1 that records every POST and GET and answers ``status``.
 
-    def __init__(self, status: int = 200):
+    ``host="0.0.0.0"`` listens on every address (the system tests' containers share the host's network).
+    """
+
+    def __init__(self, status: int = 200, host: str = "127.0.0.1"):
         self.requests: list[Request] = []
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                sink.requests.append(Request(self.path, dict(self.headers), self.rfile.read(length)))
+                sink.requests.append(Request(self.path, dict(self.headers), self.rfile.read(length),
+                                             self.command, time.monotonic()))
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
 
+            do_GET = do_POST
+
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -116,6 +124,12 @@ class HttpSink:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def wait(self, count: int, timeout: float = 10) -> list[Request]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.requests
 
 
 class Silent:

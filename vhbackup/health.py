@@ -86,6 +86,7 @@ def _read(state_dir: str) -> dict:
                "markers": {a: state.read_object(state.running_path(state_dir, a)) for a in state.ACTIONS}}
     for action in ("verify", "drill", "prune"):
         records[action] = state.read_object(state.last_run_path(state_dir, action))
+    records["spot"] = state.read_lenient(state.spot_path(state_dir))
     for record in (records["last"], records["success"], records["verify"], records["drill"], records["prune"]):
         if record is not None:
             float(record["started"]), float(record.get("duration") or 0)
@@ -176,6 +177,10 @@ def evaluate(policy: Policy, now: float | None = None) -> Health:
     if prune is not None and prune.get("status") == "failure":
         warning.append(f"last prune {_when(float(prune['started']))} failed: {prune.get('error') or 'unknown error'} "
                        f"(the retention policy is not applied; the repository keeps growing)")
+    spot = records["spot"]
+    if spot.get("level") in ("WARNING", "CRITICAL"):  # kept until a spot check passes, whatever runs between
+        text = f"spot check {_when(float(spot.get('started') or 0))}: " + "; ".join(spot.get("problems") or ["?"])
+        (critical if spot["level"] == "CRITICAL" else warning).append(text)
     for record in (last, records["verify"], records["drill"]):
         if record is not None and float(record["started"]) > now + CLOCK_SKEW:
             critical.append(f"a run is recorded at {_when(float(record['started']))}, in the future: the clock "

@@ -90,6 +90,16 @@ def already_delivered(state_dir: str, entries: list[dict]) -> set[str]:
     return delivered - {None}
 
 
+def already_pinged(state_dir: str, action: str, entries: list[dict]) -> set[str]:
+    """The monitors the failed invocation's run pinged ``fail`` itself (its record names a run in ``entries``)."""
+    run_ids = {e.get("VHBACKUP_RUN_ID") for e in entries} - {None}
+    record = state.read_lenient(state.last_run_path(state_dir, action)) if action in state.ALERTED_ACTIONS else {}
+    pinged = (record.get("details") or {}).get("monitor") or {}
+    if record.get("run_id") in run_ids and pinged.get("event") == "fail":
+        return set(pinged.get("sent") or ())
+    return set()
+
+
 def entry_line(entry: dict) -> str:
     stamp = ""
     if entry.get("__REALTIME_TIMESTAMP"):

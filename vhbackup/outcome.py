@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from vhbackup import alerts, diskspace, metrics, state
+from vhbackup import alerts, diskspace, metrics, monitor, state
 from vhbackup import log as vlog
 from vhbackup.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, VhError
 from vhbackup.policy import Policy
@@ -91,6 +91,7 @@ def recorded(ctx: Context, action: str, items: Sequence[str] = ()) -> Iterator[R
     state.write_marker(policy.state_dir, action, ctx.run_id, record.started, list(items))
     vlog.bind(run_id=ctx.run_id, action=action)
     log.info("%s run %s started", action, ctx.run_id, extra=vlog.fields(vlog.RUN_STARTED))
+    pings = monitor.Pings.started(policy, action, ctx.run_id)
     clock = time.monotonic()
     try:
         yield record
@@ -107,14 +108,14 @@ def recorded(ctx: Context, action: str, items: Sequence[str] = ()) -> Iterator[R
         if isinstance(exc, (VhError, OSError)):
             exc.reported = True  # the failure line below says it; cli.main need not repeat it
         record.duration = time.monotonic() - clock
-        _finish(ctx, record)
+        _finish(ctx, record, pings)
         raise
     if record.status == "running":
         record.status = "success"
     if record.status == "partial":
         record.exit_code = EXIT_PARTIAL
     record.duration = time.monotonic() - clock
-    _finish(ctx, record)
+    _finish(ctx, record, pings)
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -125,7 +126,7 @@ def _describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _finish(ctx: Context, record: Record) -> None:
+def _finish(ctx: Context, record: Record, pings: monitor.Pings | None = None) -> None:
     if record.action == "backup" and "free_space" not in record.details:
         record.details["free_space"] = diskspace.measure(ctx.policy)
     if record.status == "failure":
@@ -136,11 +137,22 @@ def _finish(ctx: Context, record: Record) -> None:
         log.info("%s run %s finished: %s in %.0f s", record.action, record.run_id, record.status,
                  record.duration, extra=vlog.fields(vlog.RUN_FINISHED, status=record.status,
                                                     snapshot_id=record.snapshot_ids or None))
-    alert = alerts.after_run(ctx.policy, record)
+    ping_status = monitor.end_status(record.status)
+    sending = pings.finish_begin(ping_status, _ping_message(record), alerts.log_tail()) if pings else []
+    alert = alerts.after_run(ctx.policy, record)  # beside the pings: the run waits for the slower of the two
     if alert is not None:
         record.details["alert"] = alert
+    if pings is not None and (sent := pings.finish_wait(ping_status, sending)) is not None:
+        record.details["monitor"] = sent
     if save(ctx.policy, record):
         state.remove_marker(ctx.policy.state_dir, record.action)
+
+
+def _ping_message(record: Record) -> str:
+    if record.status == "success":
+        return f"vhbackup {record.action} run {record.run_id} on {record.host} succeeded in {record.duration:.0f} s"
+    word = "partly failed" if record.status == "partial" else "failed"
+    return f"vhbackup {record.action} run {record.run_id} on {record.host} {word}: {record.error or '?'}"
 
 
 def save(policy: Policy, record: Record | dict) -> bool:

@@ -183,6 +183,15 @@ class Checks:
 @dataclass(frozen=True)
 class VerifySettings:
     read_data_subset: float = 5.0
+    #: Whether the timer's ``vhbackup verify`` also runs the spot check (``verify --spot``).
+    spot: bool = False
+    #: Spot check tolerances, in percent of the backed-up count and size (live vs latest run).
+    spot_files_tolerance: float = 5.0
+    spot_size_tolerance: float = 10.0
+    #: Share of backed-up files that may have changed (size or mtime) or vanished since the backup.
+    spot_changed_tolerance: float = 50.0
+    #: How many unchanged files (same size and mtime as in the backup) are compared byte for byte.
+    spot_sample: int = 50
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,30 @@ class Notify:
     webhook: Webhook | None = None
 
 
+MONITOR_KINDS = ("healthchecks", "ntfy", "uptime_kuma", "url")
+MONITORED_ACTIONS = ("backup", "prune", "verify", "drill")
+#: Placeholders a monitor URL may hold; ``{status}`` is start, success or fail.
+MONITOR_PLACEHOLDERS = ("action", "status", "host")
+
+
+@dataclass(frozen=True)
+class Ping:
+    """One outside monitor pinged at the start and the end of runs (``monitor.<kind>``)."""
+
+    kind: str
+    url: str = field(repr=False)
+    timeout: float = 10.0
+    retries: int = 2
+    actions: tuple[str, ...] = MONITORED_ACTIONS
+    #: ``url`` kind only: GET (nothing in the body) or POST (the log tail in the body).
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class Monitor:
+    pings: tuple[Ping, ...] = ()
+
+
 @dataclass(frozen=True)
 class Policy:
     source: str
@@ -229,6 +262,7 @@ class Policy:
     checks: Checks = Checks()
     verify: VerifySettings = VerifySettings()
     notify: Notify = Notify()
+    monitor: Monitor = Monitor()
     metrics_file: str | None = None
     #: ``docker``, ``podman`` or an engine command's absolute path; None: detected when containers are used.
     container_engine: str | None = None
@@ -729,10 +763,22 @@ def _parse_checks(node: _Node, out: dict) -> None:
 
 def _parse_verify(node: _Node, out: dict) -> None:
     m = node.mapping()
-    m.check_known(("read_data_subset",))
-    values = {}
+    m.check_known(("read_data_subset", "spot", "spot_tolerance", "spot_sample"))
+    values: dict[str, Any] = {}
     if (n := m.get("read_data_subset")) is not None:
         values["read_data_subset"] = n.converted(parse_percent)
+    if (n := m.get("spot")) is not None:
+        values["spot"] = n.boolean()
+    if (n := m.get("spot_tolerance")) is not None:
+        t = n.mapping()
+        t.check_known(("files", "size", "changed"))
+        for key in ("files", "size", "changed"):
+            if (f := t.get(key)) is not None:
+                values[f"spot_{key}_tolerance"] = f.converted(parse_percent)
+    if (n := m.get("spot_sample")) is not None:
+        values["spot_sample"] = n.integer(minimum=0)
+        if values["spot_sample"] > 10000:
+            raise n.error(f"must be at most 10000, got {values['spot_sample']}")
     out["verify"] = VerifySettings(**values)
 
 
@@ -893,6 +939,67 @@ def _link_repositories(out: dict, source: str) -> None:
             raise where.error("an append_only repository needs a 'within' rule in its retention (its own "
                               "retention: or the policy's): a compromised host can forge snapshot times, and "
                               "'within' keeps every recent snapshot whatever the counts say (e.g. within: 30d)")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def _url_or_file(m: _Map, out: dict) -> tuple[str, _Node]:
+    """``url:`` or ``url_file:`` (a credential file holding the URL, whose token is a secret); (url, its node)."""
+    if m.get("url") is not None and m.get("url_file") is not None:
+        raise m.get("url_file").error("give url or url_file, not both")
+    if (f := m.get("url_file")) is not None:
+        path = _secret_file(f, out)
+        try:
+            url = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise f.error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        return url, f
+    where = m.require("url")
+    return where.string(), where
+
+
+def _parse_ping(kind: str, node: _Node, out: dict) -> Ping:
+    m = node.mapping()
+    m.check_known(("url", "url_file", "timeout", "retries", "actions") + (("method",) if kind == "url" else ()))
+    url, where = _url_or_file(m, out)
+    if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+        raise where.error("must be an http:// or https:// URL without spaces")
+    for name in _PLACEHOLDER.findall(url):
+        if name not in MONITOR_PLACEHOLDERS:
+            raise where.error(f"unknown placeholder {{{name}}}; use {{action}}, {{status}} or {{host}}")
+    if kind == "url" and "{status}" not in url:
+        raise where.error("needs the {status} placeholder (start, success or fail), or the receiver cannot "
+                          "tell a start from an end")
+    if kind != "url" and "{status}" in url:
+        raise where.error(f"{{status}} is for the generic 'url' kind; {kind} adds the status itself")
+    retries = 2
+    if (r := m.get("retries")) is not None:
+        retries = r.integer(minimum=0)
+        if retries > 5:
+            raise r.error(f"must be at most 5, got {retries}")
+    actions: tuple[str, ...] = MONITORED_ACTIONS
+    if (a := m.get("actions")) is not None:
+        actions = (a.string(),) if isinstance(a.node, yaml.ScalarNode) else a.strings()
+        for action in actions:
+            if action not in MONITORED_ACTIONS:
+                raise a.error(f"unknown action {action!r}; use {', '.join(MONITORED_ACTIONS)}")
+    method = "POST"
+    if (x := m.get("method")) is not None:
+        method = x.string().upper()
+        if method not in ("GET", "POST"):
+            raise x.error(f"must be GET or POST, got {x.value()!r}")
+    timeout = _notify_timeout(m)
+    if timeout > 60:
+        raise m.get("timeout").error(f"must be at most 1 min (a ping must never hold a run), got "
+                                     f"{m.get('timeout').value()!r}")
+    return Ping(kind=kind, url=url, timeout=timeout, retries=retries, actions=tuple(dict.fromkeys(actions)),
+                method=method)
+
+
+def _parse_monitor(node: _Node, out: dict) -> None:
+    m = node.mapping()
+    m.check_known(MONITOR_KINDS)
+    out["monitor"] = Monitor(pings=tuple(_parse_ping(kind, m.get(kind), out)
+                                         for kind in MONITOR_KINDS if m.get(kind) is not None))
 
 
 def _scalar(key: str, parse: Callable[[_Node], Any]) -> Callable[[_Node, dict], None]:
@@ -917,6 +1024,7 @@ _SECTIONS: dict[str, Callable[[_Node, dict], None]] = {
     "checks": _parse_checks,
     "verify": _parse_verify,
     "notify": _parse_notify,
+    "monitor": _parse_monitor,
     "metrics_file": _scalar("metrics_file", _absolute_path),
     "container_engine": _scalar("container_engine", _container_engine),
 }

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vhbackup")
 
-PURPOSES = ("drill", "verify")
+PURPOSES = ("drill", "verify", "spot")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 from vhbackup import credentials
 from vhbackup.errors import PolicyError, StateError
-from vhbackup.urls import url_password
+from vhbackup.urls import secret_parts, url_password
 
 #: Every action that records runs, and those whose runs alert (a restore reports to whoever runs it).
 ACTIONS = ("backup", "prune", "verify", "drill", "restore")
@@ -97,6 +97,11 @@ def last_success_path(state_dir: str, action: str) -> str:
 
 def running_path(state_dir: str, action: str) -> str:
     return os.path.join(state_dir, f"running-{action}.json")
+
+
+def spot_path(state_dir: str) -> str:
+    """The newest spot check's verdict (``verify --spot``), kept until the next spot check."""
+    return os.path.join(state_dir, "last-spot.json")
 
 
 def items_path(state_dir: str) -> str:
@@ -236,6 +241,8 @@ def secrets_of(policy) -> list[str]:
     if policy.notify.webhook:
         found.append(policy.notify.webhook.url)
         found += [v for _, v in policy.notify.webhook.headers if len(v) >= 4]
+    for ping in policy.monitor.pings:  # a healthchecks UUID or an ntfy topic is all it takes to forge a ping
+        found += secret_parts(ping.url)
     return sorted(set(found), key=len, reverse=True)
 
 

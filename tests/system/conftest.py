@@ -103,6 +103,8 @@ class Sink:
                 self.send_response(204)
                 self.end_headers()
 
+            do_GET = do_POST
+
             def log_message(self, *args):
                 pass
 

@@ -29,6 +29,9 @@ PASSWORD_FILE = "/etc/vhbackup/credentials/restic-password"
 APP_UNIT = "vhtest-app.service"
 TIMERS = ("vhbackup-backup.timer", "vhbackup-prune.timer", "vhbackup-verify.timer")
 NOTIFY_UNIT = "vhbackup-notify@vhbackup-backup.service.service"
+#: The healthchecks check the runs ping (on the host's sink). In the policy itself, not in a url_file: the
+#: disaster recovery runbook brings only the policy and the password to the new server.
+CHECK = "8d1c3e5a-7b9f-4e2d-a6c8-0f1e2d3c4b5a"
 
 APP_SERVICE = f"""[Unit]
 Description=vhtest dummy application whose data vhbackup backs up
@@ -67,6 +70,7 @@ find srv/app etc/vhtest -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
 
 
 def policy_yaml(webhook_url: str) -> str:
+    ping_url = f"{webhook_url.rsplit('/', 1)[0]}/hc/{CHECK}"
     return f"""\
 host: web1
 repository:
@@ -87,6 +91,10 @@ notify:
   on: [failure]
   webhook:
     url: {webhook_url}
+monitor:
+  healthchecks:
+    url: {ping_url}
+    timeout: 10s
 """
 
 
@@ -204,7 +212,7 @@ def test_timers_are_listed_with_their_next_run(web1):
         assert props["NextElapseUSecRealtime"] not in ("", "0", "n/a"), props
 
 
-def test_backup_unit_backs_up_files_and_database_and_restarts_the_service(web1):
+def test_backup_unit_backs_up_files_and_database_and_restarts_the_service(web1, sink):
     before = web1.show(APP_UNIT, "InvocationID", "ActiveState")
     assert before["ActiveState"] == "active"
     result = start_unit(web1, "vhbackup-backup.service")
@@ -252,6 +260,11 @@ def test_backup_unit_backs_up_files_and_database_and_restarts_the_service(web1):
     after = web1.show(APP_UNIT, "InvocationID", "ActiveState", "SubState")
     assert after["ActiveState"] == "active" and after["SubState"] == "running", after
     assert after["InvocationID"] != before["InvocationID"]
+    # the outside monitor was pinged at the start and the end, the end with the log's last lines
+    pings = [r for r in sink.requests if r["path"].startswith(f"/hc/{CHECK}")]
+    assert [r["path"] for r in pings][-2:] == [f"/hc/{CHECK}/start", f"/hc/{CHECK}"], pings
+    assert f"backup run {run_id} finished: success" in pings[-1]["body"]
+    assert not any(CHECK in e.get("MESSAGE", "") for e in entries), "the monitor's UUID reached the journal"
 
 
 def notify_ran_after(box: Container, since: int) -> bool:
@@ -271,10 +284,18 @@ def notify_unit_result(box: Container) -> tuple[dict, list[dict]]:
     return props, entries
 
 
+def is_ping(request: dict) -> bool:
+    return request["path"].startswith("/hc/")
+
+
+def fail_pings(sink, start: int = 0) -> list[dict]:
+    return [r for r in sink.requests[start:] if r["path"] == f"/hc/{CHECK}/fail"]
+
+
 def wait_for_alerts(sink, predicate, start: int = 0, timeout: float = 15) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [r for r in sink.requests[start:] if predicate(r["body"])]
+        found = [r for r in sink.requests[start:] if predicate(r["body"]) and not is_ping(r)]
         if found:
             return found
         time.sleep(0.2)
@@ -299,7 +320,10 @@ def test_broken_repository_fails_the_unit_and_alerts_exactly_once(web1, sink, ba
     alerts = wait_for_alerts(sink, lambda body: run_id in body)
     assert alerts, f"no alert about run {run_id} reached the webhook: {sink.requests}"
     time.sleep(1)
-    assert len([r for r in sink.requests if run_id in r["body"]]) == 1, "the failure was alerted twice"
+    assert len([r for r in sink.requests if run_id in r["body"] and not is_ping(r)]) == 1, \
+        "the failure was alerted twice"
+    # the run pinged fail itself; the OnFailure= handler saw that and did not ping again
+    assert len([r for r in fail_pings(sink) if run_id in r["body"]]) == 1, fail_pings(sink)
     assert web1.show(APP_UNIT, "ActiveState")["ActiveState"] == "active"
 
 
@@ -319,6 +343,10 @@ def test_a_crash_before_vhbackup_can_report_is_alerted_by_the_notify_unit(web1, 
             f"{NOTIFY_UNIT} logged no ALERT_SENT: {[e.get('MESSAGE') for e in entries]}"
         assert wait_for_alerts(sink, lambda body: "vhbackup-backup.service" in body and "KILL" in body, before), \
             f"the notify unit's alert (naming the unit and the kill) did not arrive: {sink.requests[before:]}"
+        # the killed run could not ping its end: the OnFailure= handler pinged fail for it
+        pinged = fail_pings(sink, before)
+        assert len(pinged) == 1 and pinged[0]["body"].startswith("vhbackup-backup.service failed on web1"), \
+            sink.requests[before:]
     finally:
         web1.run("systemctl", "start", APP_UNIT)
         web1.run("vhbackup", "unlock", check=False)

@@ -17,17 +17,18 @@ LAYERS = [
     {"vhbackup", "vhbackup.errors", "vhbackup.quantities", "vhbackup.urls", "vhbackup.log",
      "vhbackup.systemd_notify", "vhbackup.proc", "vhbackup.credentials", "vhbackup.policy", "vhbackup.diskspace",
      "vhbackup.state", "vhbackup.lock", "vhbackup.events", "vhbackup.notifiers", "vhbackup.notifiers.smtp_email",
-     "vhbackup.notifiers.webhook"},
+     "vhbackup.notifiers.webhook", "vhbackup.notifiers.ping"},
     # 1: alerts and the run record
     {"vhbackup.alerts", "vhbackup.metrics", "vhbackup.health", "vhbackup.journal", "vhbackup.outcome",
-     "vhbackup.health_alerts"},
+     "vhbackup.health_alerts", "vhbackup.monitor"},
     # 2: repositories
     {"vhbackup.restic", "vhbackup.backend", "vhbackup.runs", "vhbackup.retention", "vhbackup.treediff",
      "vhbackup.browse"},
     # 3: sources: files, database dumps, units, scratch space
     {"vhbackup.files", "vhbackup.databases", "vhbackup.databases.common", "vhbackup.databases.postgresql",
      "vhbackup.databases.mariadb", "vhbackup.databases.mongodb", "vhbackup.service_units", "vhbackup.scratch",
-     "vhbackup.containers", "vhbackup.databases.runner", "vhbackup.container_check", "vhbackup.keys"},
+     "vhbackup.containers", "vhbackup.databases.runner", "vhbackup.container_check", "vhbackup.keys",
+     "vhbackup.spotcheck"},
     # 4: selection and plan
     {"vhbackup.selection", "vhbackup.prechecks", "vhbackup.jobs", "vhbackup.context"},
     # 5: the command line

@@ -128,7 +128,7 @@ def test_shipped_template_settings_are_valid_once_uncommented(tmp_path, pw):
     everything = yaml.safe_load(uncommented(text))
     assert set(everything) == {"repository", "host", "state_dir", "restic_binary", "metrics_file", "retention",
                                "checks", "verify", "paths", "exclude", "services", "databases", "concurrency",
-                               "notify"}
+                               "notify", "monitor"}
     core = uncommented(text, ("repository", "retention", "paths", "exclude", "services", "checks", "verify"))
     p = load_policy(write(tmp_path, core.replace("/etc/vhbackup/credentials/restic-password", str(pw))))
     assert p.repository.url == "/srv/vhbackup/repo" and p.repository.password_file == str(pw)
@@ -478,3 +478,20 @@ def test_a_policy_that_is_not_a_regular_file_is_refused_without_blocking(tmp_pat
     worker.join(10)
     assert outcome, "load_policy blocked"
     assert "not a regular file" in str(outcome[0].value)
+
+def test_monitor_and_spot_settings_of_the_template_load(tmp_path, pw):
+    text = uncommented(SHIPPED.read_text(), ("repository", "verify", "monitor"))
+    url_file = tmp_path / "hc-url"
+    url_file.write_text("https://hc-ping.com/0b2f7c1e-5d7a-4b9e-8f3c-2a1d6e9b4c70\n")
+    url_file.chmod(0o600)
+    text = text.replace("/etc/vhbackup/credentials/restic-password", str(pw)).replace(
+        "/etc/vhbackup/credentials/healthchecks-url", str(url_file))
+    p = load_policy(write(tmp_path, text))
+    assert p.verify.spot is False and p.verify.spot_sample == 50
+    assert (p.verify.spot_files_tolerance, p.verify.spot_size_tolerance, p.verify.spot_changed_tolerance) == (5, 10, 50)
+    [hc] = p.monitor.pings
+    assert hc.kind == "healthchecks" and hc.url.endswith("4c70") and hc.timeout == 10 and hc.retries == 2
+    assert "0b2f7c1e-5d7a-4b9e-8f3c-2a1d6e9b4c70" not in repr(p)
+    from vhbackup import state
+    assert "0b2f7c1e-5d7a-4b9e-8f3c-2a1d6e9b4c70" in state.secrets_of(p)
+

@@ -63,6 +63,15 @@ def run(ctx: Context, args) -> int:
         keep = ", ".join(filter(None, [keep, f"within {p.retention.within}"]))
     print(f"  retention: {keep or 'none (prune keeps everything)'}")
     print(f"  concurrency: {p.concurrency} job(s) at once (the files backup and each database dump)")
+    if p.verify.spot:
+        v = p.verify
+        print(f"  verify: with the spot check (tolerance files {v.spot_files_tolerance:g}%, size "
+              f"{v.spot_size_tolerance:g}%, changed {v.spot_changed_tolerance:g}%; sample {v.spot_sample})")
+    for ping in p.monitor.pings:
+        from vhbackup.notifiers.ping import describe
+
+        print(f"  monitor: {describe(ping)} ({', '.join(ping.actions)}; timeout {ping.timeout:g} s, "
+              f"{ping.retries} retries)")
     warnings = list(p.warnings)
     for fs in p.file_sets():
         for path in fs.paths:

@@ -17,7 +17,7 @@ import logging
 import re
 from typing import Callable
 
-from vhbackup import alerts, health_alerts, journal
+from vhbackup import alerts, health_alerts, journal, monitor
 from vhbackup.context import Context
 from vhbackup.errors import EXIT_FAILURE, EXIT_OK, UsageError, VhError
 
@@ -71,13 +71,15 @@ def unit_failed(ctx: Context, unit: str, lookup: InvocationLookup = journal.invo
     policy = ctx.policy
     if not UNIT_NAME.match(unit) or unit.startswith("-"):
         raise UsageError(f"not a systemd unit name: {unit!r}")
-    if not alerts.wanted(policy, "failure"):
+    alerting = alerts.wanted(policy, "failure")
+    configured = alerts.configured_names(policy) if alerting else []
+    pinging = (_action_of(unit) or "") in {a for p in policy.monitor.pings for a in p.actions}
+    if not alerting:
         log.info("%s failed; notify.on does not include 'failure', so no alert is sent", unit)
-        return EXIT_OK
-    configured = alerts.configured_names(policy)
-    if not configured:
+    elif not configured:
         log.warning("%s failed, but no notifier is configured (notify.email or notify.webhook in %s)",
                     unit, policy.source)
+    if not configured and not pinging:
         return EXIT_OK
     invocation = lookup(unit)
     try:
@@ -85,26 +87,41 @@ def unit_failed(ctx: Context, unit: str, lookup: InvocationLookup = journal.invo
     except Exception as exc:  # noqa: BLE001 - a journal problem must not stop the alert
         log.warning("cannot read the journal of %s: %s; alerting without its lines", unit, exc)
         entries = []
+    run_id = journal.last_field(entries, "VHBACKUP_RUN_ID")
+    action = journal.last_field(entries, "VHBACKUP_ACTION") or _action_of(unit)
+    error = journal.error_line(unit, entries)
+    lines = tuple(journal.entry_line(e) for e in entries[-alerts.TAIL_LINES:])
+    ok = True
+    if pinging:
+        ok = _ping_failure(policy, _action_of(unit) or "", unit, entries, error, lines)
+    if not configured:
+        return EXIT_OK if ok else EXIT_FAILURE
     delivered = journal.already_delivered(policy.state_dir, entries)
     remaining = [name for name in configured if name not in delivered]
-    run_id = journal.last_field(entries, "VHBACKUP_RUN_ID")
     if not remaining:
         log.info("the failure of %s (run %s) was already reported by %s; not sending it again",
                  unit, run_id or "?", ", ".join(sorted(delivered)))
-        return EXIT_OK
-    action = journal.last_field(entries, "VHBACKUP_ACTION") or _action_of(unit)
-    error = journal.error_line(unit, entries)
+        return EXIT_OK if ok else EXIT_FAILURE
     event = alerts.Event(
         kind="failure", host=policy.host, title=f"{unit} failed", action=action or "unit",
         what=f"systemd unit {unit} failed" + (f" (vhbackup {action} run {run_id})" if run_id else ""),
-        error=error, run_id=run_id, unit=unit,
-        log_lines=tuple(journal.entry_line(e) for e in entries[-alerts.TAIL_LINES:]),
+        error=error, run_id=run_id, unit=unit, log_lines=lines,
         next_steps=(f"systemctl status {unit}", f"journalctl -u {unit} -n 200",
                     *alerts.next_steps(action or "", policy, journal.last_field(entries, "VHBACKUP_ERROR_KIND"))),
         facts={"invocation_id": invocation or "unknown"}, policy=policy.source,
     )
     results = alerts.deliver(policy, event, only=remaining)
-    return EXIT_OK if any(r.ok for r in results) else EXIT_FAILURE
+    return EXIT_OK if any(r.ok for r in results) and ok else EXIT_FAILURE
+
+
+def _ping_failure(policy, action: str, unit: str, entries: list[dict], error: str, lines: tuple[str, ...]) -> bool:
+    """Ping ``fail`` to the monitors the run did not ping ``fail`` itself; False if none of them got it."""
+    done = journal.already_pinged(policy.state_dir, action, entries)
+    if done:
+        log.info("the failure of %s was already pinged to %s by the run itself; not pinging those again",
+                 unit, ", ".join(sorted(done)))
+    sent = monitor.crashed(policy, action, unit, error, lines, skip=done)
+    return sent is None or bool(sent["sent"])
 
 
 def _action_of(unit: str) -> str | None:

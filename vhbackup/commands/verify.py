@@ -4,6 +4,12 @@ Default: ``restic check`` of the structure plus a slice of the data,
 ``--read-data-subset n/t`` with t = round(100 / verify.read_data_subset) and
 n rotating by calendar day, so every pack is read once every t days.
 ``--quick`` checks the structure only, ``--full`` reads all data.
+``--spot`` runs only the spot check (``spotcheck``: live files against the
+latest backup); ``verify.spot: true`` adds it to every other mode but
+``--snapshot``. A sampled file whose content differs is CRITICAL (the run
+fails), a count, size or change share beyond the tolerance a WARNING (the
+run is partial, exit 3); the verdict stays in ``last-spot.json`` for
+``status`` until the next spot check.
 ``--snapshot ID`` checks content instead: a files snapshot is restored to a
 scratch directory and compared with the snapshot's own listing (type, size,
 mode, mtime); a database snapshot is streamed with ``restic dump`` and its
@@ -20,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from vhbackup import databases, lock, outcome, runs, scratch, state
+from vhbackup import databases, lock, outcome, runs, scratch, spotcheck, state
 from vhbackup.context import Context
-from vhbackup.errors import EXIT_OK, Interrupted, RepositoryError, VhError
+from vhbackup.errors import EXIT_OK, EXIT_PARTIAL, Interrupted, RepositoryError, VhError
 from vhbackup.quantities import format_duration, format_size
 from vhbackup.restic import Snapshot
 from vhbackup.urls import display_url
@@ -46,6 +52,9 @@ def add_arguments(parser) -> None:
     mode.add_argument("--full", action="store_true", help="read and check all data (slow, downloads everything)")
     mode.add_argument("--snapshot", metavar="ID",
                       help="check this run's (or snapshot's) content by restoring it to scratch and comparing")
+    mode.add_argument("--spot", action="store_true",
+                      help="only the spot check: each service's live files against its latest backup "
+                           "(count, size, and the content of a random sample of unchanged files)")
 
 
 @dataclass
@@ -202,7 +211,7 @@ def run(ctx: Context, args) -> int:
             problems = [f"snapshot {c.id[:8]} ({c.what}): {d}" for c in checks for d in c.differences]
             record.snapshot_ids = [s.id for s in snaps]
             record.details["run"] = run_.id
-        else:
+        elif not args.spot:
             extra, values["mode"] = check_args(ctx, args)
             result = ctx.restic.check(*extra)
             output = "\n".join(part for part in (result.stdout, result.stderr) if part)
@@ -210,7 +219,17 @@ def run(ctx: Context, args) -> int:
             problems = findings(output) if result.returncode != 0 else []
             if result.returncode != 0 and not problems:
                 problems = ["restic check failed without naming the damage; run it with -v"]
+        else:
+            values["mode"], problems = "spot check (--spot)", []
+        spots = None
+        if args.spot or (ctx.policy.verify.spot and not args.snapshot and not problems):
+            if not args.spot:
+                values["mode"] += " and spot check (verify.spot)"
+            spots = spot_check(ctx, record)
+            values["notes"] += spotcheck.summary_lines(spots)
+            problems += [f"spot check of {s.service}: {p}" for s in spots for p in s.critical]
         values["findings"] = problems
+        values["spot_only"] = spots is not None and all(p.startswith("spot check of ") for p in problems)
         values["ok"] = not problems
         values["duration"] = time.monotonic() - clock
         text = state.redact(render(values), state.secrets_of(ctx.policy))
@@ -218,6 +237,34 @@ def run(ctx: Context, args) -> int:
         record.details.update(mode=values["mode"], report=path, errors_found=len(problems))
         log.info("%s", text.rstrip("\n"))
         if problems:
-            raise VhError(f"verify found damage: {_damage(problems)}; full report: {path}")
+            what = "the spot check found files that differ from the backup" if spots is not None \
+                else "verify found damage"
+            raise VhError(f"{what}: {_damage(problems)}; full report: {path}")
+        warnings = [f"spot check of {s.service}: {p}" for s in spots or () for p in s.warnings]
+        if warnings:
+            record.status = "partial"
+            record.error = "; ".join(warnings)
+            log.warning("verify passed, but %s; report: %s", record.error, path)
+            return EXIT_PARTIAL
         log.info("verify passed: %s; report: %s", values["mode"], path)
     return EXIT_OK
+
+
+def spot_check(ctx: Context, record) -> list[spotcheck.ServiceSpot]:
+    """Run the spot check, keep its verdict in ``last-spot.json`` (until the next one) and in the record."""
+    spots = spotcheck.check(ctx)
+    level = (spotcheck.CRITICAL if any(s.level == spotcheck.CRITICAL for s in spots) else
+             spotcheck.WARNING if any(s.level == spotcheck.WARNING for s in spots) else spotcheck.OK)
+    verdict = {"run_id": ctx.run_id, "started": record.started, "level": level,
+               "problems": [f"{s.service}: {p}" for s in spots for p in s.critical + s.warnings],
+               "services": [s.as_json() for s in spots]}
+    verdict = state.redact(verdict, state.secrets_of(ctx.policy))
+    record.details["spot"] = {"level": level, "services": verdict["services"]}
+    try:
+        state.write_json_atomic(state.spot_path(ctx.policy.state_dir), verdict)
+    except OSError as exc:
+        log.error("could not write %s: %s", state.spot_path(ctx.policy.state_dir), exc.strerror or exc)
+    for s in spots:
+        (log.error if s.level == spotcheck.CRITICAL else log.warning if s.level == spotcheck.WARNING
+         else log.info)("spot check of %s: %s", s.service, "; ".join(s.critical + s.warnings) or "as backed up")
+    return spots

@@ -224,3 +224,53 @@ def test_env_file_secrets_in_the_journal_are_masked_although_notify_never_loads_
     [post] = http.requests
     assert aws not in post.body.decode()
     assert "InvalidAccessKeyId for key ***" in post.body.decode()
+
+
+# --- monitor pings from the OnFailure= handler -------------------------------------------
+
+def with_monitor(http_url: str, notify: str = "  on: [failure]\n") -> str:
+    """A notify section followed by a top-level monitor section (policy_factory appends its text last)."""
+    return f"{notify}monitor:\n  healthchecks:\n    url: {http_url}/hc/5f0c3a4b-check\n    timeout: 3s\n"
+
+
+def test_a_crash_pings_fail_with_the_journal_lines_even_without_notifiers(http, policy_factory):
+    policy = policy_factory(with_monitor(http.url))
+    assert run_unit(policy, crash_entries()) == 0
+    [ping] = http.requests
+    assert ping.path == "/hc/5f0c3a4b-check/fail"
+    body = ping.body.decode()
+    assert body.startswith("vhbackup-backup.service failed on web01: vhbackup-backup.service: Main process exited")
+    assert "dumping database shop" in body
+
+
+def test_a_fail_the_run_pinged_itself_is_not_pinged_again(http, policy_factory):
+    policy = policy_factory(with_monitor(http.url))
+    state.write_json_atomic(state.last_run_path(policy.state_dir, "backup"), {
+        "action": "backup", "run_id": "20261128-030000-beef", "status": "failure", "started": time.time(),
+        "details": {"monitor": {"event": "fail", "sent": ["healthchecks"], "failed": []}}})
+    assert run_unit(policy, reported_entries(notifiers=())) == 0
+    assert http.requests == []
+    # a record of another run does not count: this invocation's run never pinged its end
+    assert run_unit(policy, crash_entries()) == 0
+    assert [r.path for r in http.requests] == ["/hc/5f0c3a4b-check/fail"]
+
+
+def test_a_monitor_that_is_down_makes_the_handler_fail_but_costs_at_most_its_timeout(policy_factory):
+    from tests.alert_sinks import Silent
+    silent = Silent()
+    try:
+        policy = policy_factory(with_monitor(f"http://127.0.0.1:{silent.port}"))
+        started = time.monotonic()
+        assert run_unit(policy, crash_entries()) == 1
+        assert time.monotonic() - started < 3 + 1.5
+    finally:
+        silent.stop()
+
+
+def test_a_monitor_the_run_could_not_reach_gets_the_fail_ping_from_the_handler(http, policy_factory):
+    policy = policy_factory(with_monitor(http.url))
+    state.write_json_atomic(state.last_run_path(policy.state_dir, "backup"), {
+        "action": "backup", "run_id": "20261128-030000-beef", "status": "failure", "started": time.time(),
+        "details": {"monitor": {"event": "fail", "sent": [], "failed": ["healthchecks"]}}})
+    assert run_unit(policy, reported_entries(notifiers=())) == 0
+    assert [r.path for r in http.requests] == ["/hc/5f0c3a4b-check/fail"]
