@@ -1,4 +1,4 @@
-"""Deterministic benchmark data: a file tree over 10 services, a pgbench database, a MariaDB table.
+"""Deterministic benchmark data: a file tree of 10 services, a pgbench database, a MariaDB table.
 
 Everything derives from the seed, so two runs with the same scale and seed
 back up byte-identical trees and databases.
@@ -34,47 +34,66 @@ class Tree:
         return os.path.join(self.root, name)
 
 
+_POOL: dict[int, bytes] = {}
+POOL_BYTES = 8 << 20
+
+
+def _pool(seed: int) -> bytes:
+    """8 MiB of log-like text lines from the seed; text files are slices of it at random offsets."""
+    if seed not in _POOL:
+        rng = random.Random(seed ^ 0x5EED)
+        out, n = [], 0
+        while n < POOL_BYTES:
+            line = " ".join(rng.choices(WORDS, k=rng.randint(4, 14))) + f" {rng.getrandbits(32):08x}\n"
+            out.append(line)
+            n += len(line)
+        _POOL[seed] = "".join(out).encode()
+    return _POOL[seed]
+
+
 def _text(rng: random.Random, size: int) -> bytes:
+    """Text-like bytes (compressible like a log); a slice of the pool at a random offset, so every file differs."""
+    pool = _pool(0)
     out, n = [], 0
     while n < size:
-        line = " ".join(rng.choices(WORDS, k=rng.randint(4, 14))) + f" {rng.getrandbits(32):08x}\n"
-        out.append(line)
-        n += len(line)
-    return "".join(out).encode()[:size]
+        start = rng.randrange(len(pool) - 1)
+        piece = pool[start:start + size - n]
+        out.append(piece)
+        n += len(piece)
+    return b"".join(out)
 
 
 def _content(rng: random.Random, size: int, binary: bool) -> bytes:
     return rng.randbytes(size) if binary else _text(rng, size)
 
 
-def make_tree(root: str, files: int, total_bytes: int, seed: int) -> Tree:
-    """Many small text-like files and ~2% large incompressible ones, spread over 10 service directories.
+def make_tree(root: str, services: int, files_per_service: int, bytes_per_service: int, seed: int) -> Tree:
+    """Per service: many small text-like files and ~2% large incompressible ones, ``bytes_per_service`` in all.
 
-    Small files are 512 B to 32 KiB (log-uniform), large ones share the rest of
-    ``total_bytes``. Directories nest two levels below each service.
+    Small files are 512 B to 32 KiB (log-uniform), large ones share the rest
+    of the service's bytes. Directories nest two levels below each service.
     """
     rng = random.Random(seed)
     shutil.rmtree(root, ignore_errors=True)
-    services = tuple(f"svc{i:02d}" for i in range(SERVICES))
-    large = max(1, files // 50)
-    small = files - large
-    small_sizes = [int(2 ** rng.uniform(9, 15)) for _ in range(small)]
-    rest = max(total_bytes - sum(small_sizes), large * 65536)
-    weights = [rng.uniform(0.5, 1.5) for _ in range(large)]
-    large_sizes = [int(rest * w / sum(weights)) for w in weights]
-    sizes = [(s, False) for s in small_sizes] + [(s, True) for s in large_sizes]
-    rng.shuffle(sizes)
+    names = tuple(f"svc{i:02d}" for i in range(services))
     paths, written = [], 0
-    for i, (size, binary) in enumerate(sizes):
-        svc = services[i % SERVICES]
-        sub = os.path.join(root, svc, f"d{rng.randrange(8)}", f"e{rng.randrange(8)}")
-        os.makedirs(sub, exist_ok=True)
-        path = os.path.join(sub, f"f{i:06d}.{'bin' if binary else 'txt'}")
-        with open(path, "wb") as fh:
-            fh.write(_content(rng, size, binary))
-        paths.append(path)
-        written += size
-    return Tree(root=root, services=services, files=tuple(paths), total_bytes=written)
+    for svc in names:
+        large = max(1, files_per_service // 50)
+        small_sizes = [int(2 ** rng.uniform(9, 15)) for _ in range(files_per_service - large)]
+        rest = max(bytes_per_service - sum(small_sizes), large * 65536)
+        weights = [rng.uniform(0.5, 1.5) for _ in range(large)]
+        large_sizes = [int(rest * w / sum(weights)) for w in weights]
+        sizes = [(s, False) for s in small_sizes] + [(s, True) for s in large_sizes]
+        rng.shuffle(sizes)
+        for i, (size, binary) in enumerate(sizes):
+            sub = os.path.join(root, svc, f"d{rng.randrange(8)}", f"e{rng.randrange(8)}")
+            os.makedirs(sub, exist_ok=True)
+            path = os.path.join(sub, f"f{i:06d}.{'bin' if binary else 'txt'}")
+            with open(path, "wb") as fh:
+                fh.write(_content(rng, size, binary))
+            paths.append(path)
+            written += size
+    return Tree(root=root, services=names, files=tuple(paths), total_bytes=written)
 
 
 def change_files(tree: Tree, fraction: float, seed: int) -> int:
@@ -117,41 +136,6 @@ def pg_change_rows(name: str, fraction: float, seed: int) -> None:
     step = max(1, round(1 / fraction))
     pg_psql(name, f"UPDATE pgbench_accounts SET abalance = abalance + 1, filler = md5((aid + {seed})::text) "
                   f"WHERE aid % {step} = {seed % step}")
-
-
-EVENT_KINDS = ("login", "logout", "view", "search", "order", "payment", "error", "upload")
-
-
-def _events_sql(first: int, last: int) -> str:
-    """Rows ``first``..``last`` of the append-only events table: a web application's activity log.
-
-    Every column derives from the row number, so the same rows come out on every machine.
-    """
-    kinds = ", ".join(f"'{k}'" for k in EVENT_KINDS)
-    return (f"INSERT INTO events SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '3 seconds', "
-            f"((g * 7919) % 100000 + 1)::int, (ARRAY[{kinds}])[1 + (g * 31) % 8], "
-            f"json_build_object('ip', '10.' || (g % 251) || '.' || (g * 7 % 253) || '.' || (g * 13 % 254), "
-            f"'session', md5((g / 20)::text), 'path', '/api/v1/items/' || (g * 17 % 5000), "
-            f"'status', (ARRAY[200, 200, 200, 200, 201, 304, 404, 500])[1 + (g * 11) % 8], "
-            f"'ms', (g * 7907) % 1500, 'agent', 'Mozilla/5.0 (X11; Linux x86_64) client/' || (g % 40))::text "
-            f"FROM generate_series({first}::bigint, {last}::bigint) g")
-
-
-def pg_add_events(name: str, rows: int) -> None:
-    """An append-mostly table (an activity log) of ``rows`` rows next to pgbench's tables."""
-    pg_psql(name, "CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz NOT NULL, account int NOT NULL, "
-                  "kind text NOT NULL, payload text NOT NULL)")
-    pg_psql(name, _events_sql(1, rows))
-    pg_psql(name, "VACUUM ANALYZE events")
-
-
-def pg_append_events(name: str, fraction: float) -> int:
-    """Append ``fraction`` of the events table's row count as new rows (the next ids); returns how many."""
-    have = int(pg_psql(name, "SELECT count(*) FROM events").strip())
-    top = int(pg_psql(name, "SELECT coalesce(max(id), 0) FROM events").strip())
-    add = max(1, int(have * fraction))
-    pg_psql(name, _events_sql(top + 1, top + add))
-    return add
 
 
 def pg_drop(name: str) -> None:

@@ -1,47 +1,131 @@
-"""docs/benchmarks.md from the collected samples: machine, method, targets with verdicts, one table per scenario."""
+"""docs/benchmarks.md from the collected samples, and the README's quote of it.
+
+Everything the report says about how a figure was made comes from the
+scenario definitions (their method lines and the exact commands they ran)
+or from the constants of bench/measure.py and bench/verdict.py, so the text
+cannot drift from the code.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import re
+from dataclasses import dataclass
 
-from bench.measure import Stat, stat
+from bench import measure, verdict
 from bench.results import Scenario
-from bench.setup import World
+from bench.scenarios import Nightly
+from bench.verdict import Spread, paired, spread
 
+MB = 10 ** 6
 MiB = 2 ** 20
-VH = "vhbackup backup"
-BARE = "bare restic backup"
-VH_DB = "vhbackup backup --databases-only"
-SCRIPT = "script: dump > file && restic backup file && rm"
-PIPE = "bare pipe: dump | restic backup --stdin"
-FLOOR_DUMP = "floor: dump > /dev/null"
-FLOOR_RESTIC = "floor: restic backup of the finished dump"
-BASELINES = {"first": BARE, "nochange": BARE, "changed": BARE, "restore_files": "bare restic restore",
-             "db_pg": SCRIPT, "db_my": SCRIPT, "restore_db": "bare restic dump | pg_restore",
-             "restore_my": "bare restic dump | mariadb", "formats": None,
-             "latency": "restic version", "fixed": None}
-SCRATCH_ALLOWANCE = 256 * 1024
+SUMMARY_MARK = "bench-summary"
+README_BEGIN = "<!-- make bench-readme: begin (generated from docs/benchmarks.md; do not edit) -->"
+README_END = "<!-- make bench-readme: end -->"
 
 
-def fmt(st: Stat | None, scale: float = 1.0, digits: int = 2) -> str:
-    if st is None:
+@dataclass(frozen=True)
+class Target:
+    key: str
+    name: str
+    scenario: str
+    a: str
+    b: str | None  # the baseline of a paired figure; None: ``a``'s own samples
+    how: str  # ratio | difference | samples
+    limit: float
+    unit: str  # "×", "ms", "s", "MB"
+    metric: str = "wall"
+    knob: str = "RUNS"  # the make bench setting that gives this target more values
+
+
+N = Nightly
+TARGETS = (
+    Target("nightly_script", "Full nightly run: vhbackup / sequential script", "nightly", N.VH, N.SCRIPT,
+           "ratio", 0.75, "×"),
+    Target("nightly_parallel", "Full nightly run: vhbackup / best hand-made parallel pipeline", "nightly", N.VH,
+           "best", "ratio", 1.10, "×"),
+    Target("overhead_ms", "vhbackup's own overhead per run (nightly): vhbackup − its processes by hand", "nightly",
+           N.VH, N.REPLAY, "difference", 0.150, "ms"),
+    Target("overhead_share", "vhbackup's own overhead (nightly): vhbackup / its processes by hand", "nightly",
+           N.VH, N.REPLAY, "ratio", 1.05, "×"),
+    Target("overhead_nochange_ms", "vhbackup's own overhead per run (no change, --no-verify): "
+           "vhbackup − its restic process by hand", "nochange", N.VH_NV, N.BARE, "difference", 0.150, "ms"),
+    Target("overhead_nochange_share", "vhbackup's own overhead (no change, --no-verify): "
+           "vhbackup / its restic process by hand", "nochange", N.VH_NV, N.BARE, "ratio", 1.05, "×"),
+    Target("nochange_verify", "No-change backup (10 services), verified: vhbackup / bare restic", "nochange",
+           N.VH_NC, N.BARE, "ratio", 1.35, "×"),
+    Target("nochange_noverify", "No-change backup (10 services), --no-verify: vhbackup / bare restic", "nochange",
+           N.VH_NV, N.BARE, "ratio", 1.10, "×"),
+    Target("status", "`vhbackup status` with 10,000 recorded runs (each run's wall time)", "status",
+           "vhbackup status (10,000 runs)", None, "samples", 0.100, "ms", knob="STATUS_RUNS"),
+    Target("retention_time", "Retention planning, 1,100 runs × 12 groups: parse + plan time", "retention",
+           "retention plan (1,100 runs × 12 groups)", None, "samples", 1.0, "s", metric="plan_seconds", knob="RETENTION_RUNS"),
+    Target("retention_rss", "Retention planning, 1,100 runs × 12 groups: peak RSS of the process", "retention",
+           "retention plan (1,100 runs × 12 groups)", None, "samples", 60 * MB, "MB", metric="vmhwm", knob="RETENTION_RUNS"),
+)
+
+
+def show(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value * 1000:.0f} ms"
+    if unit == "MB":
+        return f"{value / MB:.1f} MB"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "%":
+        return f"{value:.1%}"
+    return f"{value:.2f}"
+
+
+def show_spread(sp: Spread | None, unit: str) -> str:
+    if sp is None:
         return "–"
-    return f"{st.median / scale:.{digits}f} ({st.low / scale:.{digits}f}–{st.high / scale:.{digits}f})"
+    return f"{show(sp.median, unit)} ({show(sp.low, unit)}–{show(sp.high, unit)}, n={sp.n})"
 
 
-def fmt_bytes(st: Stat | None) -> str:
-    if st is None:
-        return "–"
-    if st.high < 1 << 20:
-        return f"{st.median / 1024:.0f} KiB ({st.low / 1024:.0f}–{st.high / 1024:.0f})"
-    return fmt(st, MiB, 1) + " MiB"
+def _values(scen: Scenario, label: str, metric: str) -> dict[int, float]:
+    out = {}
+    for s in scen.samples.get(label, []):
+        value = s.extra.get(metric) if metric in s.extra else getattr(s, metric, None)
+        if value is not None:
+            out[s.round] = value
+    return out
 
 
-def ratio(scen: Scenario | None, a: str, b: str, metric: str = "wall") -> float | None:
+def best_hand_made(scen: Scenario) -> str | None:
+    """Of the hand-made parallel contenders, the one with the lower median wall time."""
+    medians = {label: scen.spread(label).median for label in (N.PARALLEL, N.REPLAY) if scen.spread(label)}
+    return min(medians, key=medians.get) if medians else None
+
+
+def evaluate(target: Target, results: dict[str, Scenario], runs: int | None) -> dict:
+    scen = results.get(target.scenario)
+    row = {"key": target.key, "name": target.name, "limit": f"≤ {show(target.limit, target.unit)}",
+           "values": [], "measured": "not measured", "verdict": verdict.NOT_MEASURED, "text": verdict.NOT_MEASURED,
+           "baseline": target.b}
     if scen is None:
-        return None
-    x, y = scen.median(a, metric), scen.median(b, metric)
-    return x / y if x is not None and y else None
+        return row
+    b = best_hand_made(scen) if target.b == "best" else target.b
+    row["baseline"] = b
+    a_vals = _values(scen, target.a, target.metric)
+    if target.how == "samples":
+        values = [a_vals[r] for r in sorted(a_vals)]
+    elif b is None:
+        values = []
+    else:
+        values = paired(a_vals, _values(scen, b, target.metric), target.how)
+    row["values"] = values
+    sp = spread(values)
+    if sp is not None:
+        unit = "ms" if target.how == "difference" else target.unit
+        row["measured"] = show_spread(sp, unit)
+        if target.how == "difference":
+            base = spread(list(_values(scen, b, target.metric).values()))
+            if base:
+                row["measured"] += f" on {show(base.median, 's')}"
+    v = verdict.verdict(values, target.limit, runs, target.knob)
+    row["verdict"], row["text"] = v.word, v.text
+    return row
 
 
 def cell(text: str) -> str:
@@ -49,257 +133,185 @@ def cell(text: str) -> str:
 
 
 def scenario_table(scen: Scenario) -> list[str]:
-    base = BASELINES.get(scen.key)
-    latency = scen.key in ("latency", "fixed")
-    unit, scale, digits = ("ms", 1e-3, 0) if latency else ("s", 1.0, 2)
-    head = (f"| contender | wall {unit} | CPU {unit} (user+sys, whole tree) | own peak RSS MiB | own CPU {unit} "
-            f"| peak RSS of tree MiB | scratch bytes |" + (f" wall / {cell(base)} |" if base else ""))
-    lines = [head, "|" + "---|" * (head.replace("\\|", "").count("|") - 1)]
+    lines = ["| contender | wall | CPU (user+sys, whole tree) | vhbackup's own CPU | vhbackup's own peak RSS |",
+             "|---|---|---|---|---|"]
     for label in scen.order:
         if label in scen.errors:
-            lines.append(f"| {cell(label)} | FAILED: {cell(scen.errors[label][:300])} |"
-                         + " |" * (head.replace("\\|", "").count("|") - 3))
+            lines.append(f"| {cell(label)} | FAILED: {cell(scen.errors[label][:300])} | | | |")
             continue
-        samples = scen.samples.get(label, [])
-        own = stat([s.own_rss for s in samples])
-        r = ratio(scen, label, base) if base and label != base else None
-        lines.append(
-            f"| {cell(label)} | {fmt(stat([s.wall for s in samples]), scale, digits)} "
-            f"| {fmt(stat([s.cpu for s in samples]), scale, digits)} "
-            f"| {fmt(own, MiB, 1) if own else '–'} "
-            f"| {fmt(stat([s.own_cpu for s in samples]), scale, digits)} "
-            f"| {fmt(stat([s.tree_rss for s in samples]), MiB, 0)} "
-            f"| {fmt_bytes(stat([s.scratch for s in samples]))} |"
-            + (f" {r:.2f} |" if r is not None else (" baseline |" if label == base else " – |") if base else ""))
-    peaks = stat([s.extra.get("file_peak") for label in scen.order for s in scen.samples.get(label, [])])
-    if peaks:
-        lines += ["", f"Peak size of the script's dump file (the scratch space it needs): {fmt_bytes(peaks)}."]
+        own = scen.spread(label, "own_rss")
+        lines.append(f"| {cell(label)} | {show_spread(scen.spread(label), 's')} "
+                     f"| {show_spread(scen.spread(label, 'cpu'), 's')} "
+                     f"| {show_spread(scen.spread(label, 'own_cpu'), 's') if label.startswith('vhbackup') else '–'} "
+                     f"| {show_spread(own, 'MB') if own and label.startswith('vhbackup') else '–'} |")
     return lines
 
 
-def fixed_cost_text(results: dict[str, Scenario], databases: bool = False) -> tuple[str, float | None]:
-    """The fixed calls of a vhbackup run, timed alone. The pre-check runs only for database runs here.
-
-    vhbackup probes the repository (`restic cat config`) only before stopping units or before piping
-    dumps into restic < 0.17 (vhbackup.prechecks.repository_probe_needed): so for the file scenarios
-    (no units) it is left out, for the database scenarios on restic 0.14 it is counted.
-    """
-    fixed = results.get("fixed")
-    if not fixed:
-        return "", None
-    parts, total = [], 0.0
-    for label in fixed.order:
-        if "pre-check" in label and not databases:
-            continue
-        m = fixed.median(label)
-        if m is not None:
-            parts.append(f"{label} {m * 1000:.0f} ms")
-            total += m
-    return "; ".join(parts), total
-
-
-def overhead_cause(results: dict[str, Scenario], key: str, a: str, b: str) -> str:
-    scen = results.get(key)
-    if not scen or scen.median(a) is None or scen.median(b) is None:
-        return "not measured"
-    extra = scen.median(a) - scen.median(b)
-    parts, total = fixed_cost_text(results, databases=key.startswith("db_"))
-    own = scen.median(a, "own_cpu")
-    text = (f"vhbackup takes {extra * 1000:.0f} ms more than `{b}` per run. The calls a run makes besides "
-            f"the backup itself, timed alone: {parts} (sum {total * 1000:.0f} ms); vhbackup's own Python CPU "
-            f"in the run: {own * 1000:.0f} ms." if parts and own is not None else
-            f"vhbackup takes {extra * 1000:.0f} ms more per run.")
-    if key.startswith("db_") and scen.median(PIPE) is not None and scen.median(SCRIPT):
-        text += (f" The bare pipe alone (`{PIPE}`, what vhbackup runs inside) is "
-                 f"{scen.median(PIPE) / scen.median(SCRIPT):.2f} of the script.")
-    nv = results.get("nochange")
-    if key == "nochange" and nv and nv.median("vhbackup backup --no-verify") is not None:
-        text += (f" Without the verification call (`--no-verify`) the ratio is "
-                 f"{ratio(nv, 'vhbackup backup --no-verify', BARE):.2f}.")
-    return text
-
-
-def targets(results: dict[str, Scenario], imports: dict) -> list[tuple[str, str, str, str, str]]:
+def paired_table(scen: Scenario, baselines: list[str]) -> list[str]:
+    """Every contender against each baseline, pair by pair (round i against round i)."""
     rows = []
-
-    def add(name: str, limit: str, value: float | None, ok: bool | None, shown: str, cause: str = "") -> None:
-        if value is None:
-            rows.append((name, limit, "not measured", "**not measured**", cause))
-            return
-        rows.append((name, limit, shown, "met" if ok else "**missed**", "" if ok else cause))
-
-    r = ratio(results.get("first"), VH, BARE)
-    add("first backup: vhbackup / bare restic", "≤ 1.05", r, r is not None and r <= 1.05, f"{r:.2f}" if r else "",
-        overhead_cause(results, "first", VH, BARE))
-    r = ratio(results.get("nochange"), VH, BARE)
-    add("no-change backup (10 services): vhbackup / bare restic", "≤ 1.25", r, r is not None and r <= 1.25,
-        f"{r:.2f}" if r else "", overhead_cause(results, "nochange", VH, BARE))
-    for key, engine in (("db_pg", "PostgreSQL"), ("db_my", "MariaDB")):
-        scen = results.get(key)
-        r = ratio(scen, VH_DB, SCRIPT)
-        add(f"{engine} backup: vhbackup / dump-then-backup script", "≤ 0.90", r, r is not None and r <= 0.9,
-            f"{r:.2f}" if r else "", overhead_cause(results, key, VH_DB, PIPE))
-        floor = None
-        if scen and scen.median(FLOOR_DUMP) and scen.median(FLOOR_RESTIC):
-            floor = max(scen.median(FLOOR_DUMP), scen.median(FLOOR_RESTIC))
-        r = scen.median(VH_DB) / floor if scen and floor and scen.median(VH_DB) else None
-        add(f"{engine} backup: vhbackup / max(dump alone, restic of the finished dump)", "≤ 1.15", r,
-            r is not None and r <= 1.15, f"{r:.2f}" if r else "", overhead_cause(results, key, VH_DB, PIPE))
-        s = scen.stat(VH_DB, "scratch") if scen else None
-        add(f"{engine} backup: vhbackup scratch bytes", "0 dump bytes on disk (≤ 256 KiB: state files)", s.high if s else None,
-            s is not None and s.high <= SCRATCH_ALLOWANCE, f"{s.high / 1024:.0f} KiB (max)" if s else "",
-            "bytes written by non-restic processes exceed the state files' size")
-    own_max, who = None, ""
-    for scen in results.values():
-        for label, samples in scen.samples.items():
-            if label.startswith("vhbackup"):
-                for s in samples:
-                    if s.own_rss and (own_max is None or s.own_rss > own_max):
-                        own_max, who = s.own_rss, f"{scen.key}: {label}"
-    add("vhbackup's own peak RSS (largest over every vhbackup run)", "≤ 60 MiB", own_max,
-        own_max is not None and own_max <= 60 * MiB, f"{own_max / MiB:.1f} MiB ({who})" if own_max else "",
-        "see the RSS table")
-    rss = results.get("rss")
-    if rss and len([k for k in rss.order if k not in rss.errors]) == 2:
-        small, big = rss.order
-        r = rss.median(big, "own_rss") / rss.median(small, "own_rss")
-        add("vhbackup's own peak RSS flat against dump size (big / small)", "≤ 1.10", r, r <= 1.10,
-            f"{r:.2f} ({small.split(': ')[1]} → {big.split(': ')[1]})", "")
-    else:
-        add("vhbackup's own peak RSS flat against dump size (big / small)", "≤ 1.10", None, None, "",
-            "; ".join(rss.errors.values()) if rss else "")
-    lat = results.get("latency")
-    m = lat.median("vhbackup status") if lat else None
-    startup = lat.median("python3 -c pass") if lat else None
-    top = ", ".join(f"{name} {us / 1000:.0f} ms" for name, us in imports.get("named", [])[:8])
-    add("`vhbackup status` median", "< 150 ms", m, m is not None and m < 0.150, f"{m * 1000:.0f} ms" if m else "",
-        f"Python start-up alone is {startup * 1000:.0f} ms; the rest is importing. Cumulative import times "
-        f"(-X importtime, where first imported): {top}" if startup else "")
-    return rows
-
-
-def growth_table(scen: Scenario) -> list[str]:
-    rows = next((n for n in scen.notes if isinstance(n, dict)), None)
+    for b in baselines:
+        for a in scen.order:
+            if a == b or a in scen.errors or b in scen.errors:
+                continue
+            ratios = paired(scen.by_round(a), scen.by_round(b))
+            if ratios:
+                rows.append(f"| {cell(a)} | {cell(b)} | {show_spread(spread(ratios), '×')} "
+                            f"| {show_spread(spread(paired(scen.by_round(a), scen.by_round(b), 'difference')), 'ms')} |")
     if not rows:
-        return [f"FAILED: {'; '.join(scen.errors.values())}"]
-    vh_fmt = next((n for n in scen.notes if isinstance(n, str) and n.startswith("vhbackup's format")), "")
-    lines = ["| format | dump MiB | repository after backup 1 MiB | growth, 1% rows updated: MiB (of dump) "
-             "| growth, 1% rows appended: MiB (of dump) | growth, both MiB | backup wall s 1 / 2 / 3 (n=1) "
-             "| backup CPU s 1 / 2 / 3 (n=1) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for label, r in rows.items():
-        if label in scen.errors:
-            lines.append(f"| {cell(label)} | FAILED: {cell(scen.errors[label][:300])} | | | | | | |")
-            continue
-        if "append_size" not in r:
-            continue
-        first = r["first_size"] - r["init_size"]
-        update = r["update_size"] - r["first_size"]
-        append = r["append_size"] - r["update_size"]
-        mark = " (vhbackup's default)" if vh_fmt.endswith(label) else ""
-        lines.append(f"| {cell(label)}{mark} | {r['first_dump'] / MiB:.1f} | {first / MiB:.1f} "
-                     f"| {update / MiB:.2f} ({update / r['update_dump']:.1%}) "
-                     f"| {append / MiB:.2f} ({append / r['append_dump']:.1%}) | {(update + append) / MiB:.2f} "
-                     f"| {r['first_wall']:.2f} / {r['update_wall']:.2f} / {r['append_wall']:.2f} "
-                     f"| {r['first_cpu']:.2f} / {r['update_cpu']:.2f} / {r['append_cpu']:.2f} |")
-    appended = next((r["appended"] for r in rows.values() if "appended" in r), None)
-    if appended:
-        lines += ["", f"Rows appended to `events` before backup 3: {appended}."]
-    lines += ["", "Every repository has its own chunker polynomial, so the chunk boundaries around a small change, "
-              "and with them the growth, differ by a few hundred KiB between repositories that receive the same "
-              "bytes: the vhbackup row (the same format as its default, its own repository) is a second sample "
-              "of that format. Growth is one backup per step (n=1)."]
-    return lines
+        return []
+    return ["", "| contender | against | wall ratio, paired | wall difference, paired |", "|---|---|---|---|", *rows]
 
 
-def command(world: World) -> str:
-    """The command line that reproduces a report (scale and a non-default run count)."""
-    from bench.setup import SCALES
-    args = [] if world.scale.name == "small" else [f"SCALE={world.scale.name}"]
-    if world.scale.runs != SCALES[world.scale.name].runs:
-        args.append(f"RUNS={world.scale.runs}")
-    return " ".join(["make bench", *args])
+def command_line(meta: dict) -> str:
+    args = ["make bench"]
+    if meta["scale"]["name"] != meta.get("default_scale", "reference"):
+        args.append(f"SCALE={meta['scale']['name']}")
+    for knob in meta.get("overrides") or ():
+        args.append(f"{knob}={meta['overrides'][knob]}")
+    if meta["tree"].get("dirty"):
+        args.append("ALLOW_DIRTY=1")
+    return " ".join(args)
 
 
-def render(world: World, info: dict, datasets_info: dict, results: dict[str, Scenario],
-           imports: dict, elapsed: float) -> str:
-    sc = world.scale
+def load_note(meta: dict) -> str:
+    before, after = meta["load_before"], meta["load_after"]
+    cores = int(meta["info"].get("cores") or 1)
+    busy = max(before[0], after[0]) > 0.5 * cores or before[1] > 0.5 * cores
+    text = (f"{' '.join(f'{x:.2f}' for x in before)} before, {' '.join(f'{x:.2f}' for x in after)} after "
+            f"(1, 5, 15 min)")
+    return text + (" — **the machine was busy: these figures are noisy**" if busy else "")
+
+
+def render(meta: dict, results: dict[str, Scenario]) -> str:
+    sc = meta["scale"]
+    counts = {"RUNS": sc["runs"], "STATUS_RUNS": sc["status_runs"], "RETENTION_RUNS": sc["retention_samples"]}
+    rows = [evaluate(t, results, counts[t.knob]) for t in TARGETS]
     out = [
-        "# Benchmarks" + ("" if sc.name == "small" else f" at scale `{sc.name}`"),
+        "# Benchmarks",
         "",
-        f"Written by `{command(world)}` on {world.started:%Y-%m-%d %H:%M} UTC in "
-        f"{elapsed / 60:.1f} minutes; do not edit by hand, run that command again. "
-        + ("`make bench` (the default `small` scale, this document) finishes in minutes on 2 cores and uses "
-           "the smaller sizes stated below; `make bench SCALE=large` measures the full sizes of issue 6 "
-           "(20,000 files / 1 GiB over 10 services, 100 MiB → 2 GiB dumps; about 22 minutes with its 5 runs) "
-           "and writes [benchmarks-large.md](benchmarks-large.md)." if sc.name == "small" else
-           "These are the full sizes of issue 6; `make bench` (the default `small` scale) writes "
-           "[benchmarks.md](benchmarks.md)."),
+        f"Written by `{command_line(meta)}` (run `{meta['run_id']}`) on {meta['started'][:16].replace('T', ' ')} UTC "
+        f"in {meta['elapsed'] / 60:.1f} minutes; do not edit by hand, run that command again "
+        "(`make bench SCALE=tiny` is a smoke test of the same code in about 2 minutes; its report goes to the "
+        "work directory). `make bench-readme` quotes this report in the README.",
         "",
-        "## Machine and versions",
+        "## What was measured",
         "",
         "| | |",
         "|---|---|",
-        *(f"| {k} | {v} |" for k, v in info.items()),
+        f"| run | `{meta['run_id']}` |",
+        f"| vhbackup | {verdict.describe_tree(meta['tree'])} |",
+        f"| scale | `{sc['name']}`, {sc['runs']} rounds of each side-by-side scenario |",
+        f"| restic | {meta['restic_version']} (`{meta['restic']}`) |",
+        f"| cores | {meta['info'].get('cores')} |",
+        f"| load average | {load_note(meta)} |",
+        *(f"| {k} | {v} |" for k, v in meta["info"].items() if k != "cores"),
         "",
         "## Data (generated from the seed)",
         "",
-        *(f"- {k}: {v}" for k, v in datasets_info.items()),
-        f"- RSS flatness: pgbench scales {sc.rss_scales[0]} and {sc.rss_scales[1]}"
-        + (" (the small scale stands in for the 100 MiB → 2 GiB of the large one)" if sc.name != "large" else ""),
-        f"- runs per contender: {sc.runs} (latency: {sc.latency_runs})",
+        *(f"- {k}: {v}" for k, v in meta["datasets"].items()),
         "",
         "## Method",
         "",
-        "- Every figure is the **median (min–max)** of the runs; ratios are ratios of medians from this one run.",
-        "- Contenders alternate A B C, C B A, … within each scenario, so drift in machine load hits them alike.",
-        "- **wall**: spawn to exit of the whole process. **CPU**: user+sys of the process and every descendant "
-        "it waited for (`os.wait4`), i.e. vhbackup + restic + pg_dump together.",
-        "- **own peak RSS / own CPU**: the vhbackup (or borgmatic) Python process alone, apart from restic, borg "
-        "and the dump tools: `bench/rsshook/sitecustomize.py`, put on `PYTHONPATH` for those runs only, writes "
-        "its `VmHWM` (peak RSS since exec) and `getrusage(RUSAGE_SELF)` CPU at exit. **peak RSS of tree**: "
-        "the largest `VmHWM` of any process in the tree, sampled every 20 ms (usually restic's; `–` for "
-        "programs that exit before the first sample). `ru_maxrss` is not used: Linux carries the spawning "
-        "harness's peak across fork and exec.",
-        "- **scratch bytes**: bytes written to storage outside the repository: the sum of `write_bytes` "
-        "(`/proc/PID/task/TID/io`, per thread, so that a parent is not charged for the children it reaps) "
-        "of every thread in the tree that is not restic or borg, sampled every 20 ms; for the script, at "
-        "least the peak size of its dump file. For vhbackup it is its state files (a few KiB, page-rounded). "
-        "restic's and borg's own writes (repository, cache) are left out on every side.",
-        "- Bare restic gets the same argv as vhbackup's `restic backup` (`--json`, `--host`, the same tags) "
-        "and the same environment (`RESTIC_PROGRESS_FPS=1`, its own cache dir), with output to /dev/null.",
-        "- A vhbackup backup run is one `restic backup` for every path of every service, plus `restic version` "
-        "(version detection) and `restic snapshots --tag run:ID` after it (the verification the core issue "
-        "requires, on by default). The repository pre-check `restic cat config` runs only when the run stops "
-        "units or pipes dumps into restic < 0.17: here (restic 0.14) in the database scenarios, not in the "
-        "file scenarios. Each restic call that opens the repository pays restic's start-up and key derivation "
-        "(scrypt, with parameters calibrated by `restic init`), so these fixed costs are the floor of "
-        "vhbackup's overhead, the same for 1 or 10 services; the table \"per-run fixed costs\" times each alone.",
-        "- borgmatic runs `borgmatic create` only (not its default prune/compact/check), with borg "
-        "`repokey` encryption (AES-256-CTR + HMAC-SHA256; restic: AES-256-CTR + Poly1305) and `zstd,3` "
-        "compression (restic's `auto` is zstd at its default level). **borgmatic against vhbackup is engine "
-        "against engine (borg against restic) as much as wrapper against wrapper**: the difference is mostly "
-        "borg's and restic's, not the wrappers'.",
+        "- Each scenario runs its contenders side by side in rounds: round i runs each contender once, in the "
+        "order A B C D, then D C B A, and so on, so that drift in the machine's load hits them alike.",
+        "- Every figure is given with its spread: **median (min–max, n)**.",
+        "- A ratio or difference between two contenders is computed **pair by pair**: round i of A against "
+        "round i of B, never as a ratio of medians.",
+        f"- A target is **met** only when the whole spread (min–max) of its paired values (or, for a limit on "
+        f"one command, of its runs) is at or below the limit, **missed** only when all of it is above; "
+        f"otherwise, or with fewer than {verdict.MIN_PAIRS} values, it is **inconclusive** and the report "
+        "says how many runs to try (`RUNS=…`).",
+        "- **wall**: spawn to exit of the whole process tree (`time.monotonic`). **CPU**: user+sys of the "
+        "process and every descendant it waited for (`os.wait4`): vhbackup + restic + dump tools together. "
+        "**vhbackup's own CPU / peak RSS**: the vhbackup Python process alone (`bench/rsshook`: its "
+        "`getrusage(RUSAGE_SELF)` and `VmHWM` at exit).",
+        f"- Standard output and error of every timed command: {measure.OUTPUT}.",
+        "- The vhbackup under test is this tree (`python3 -m vhbackup` with `PYTHONPATH` at the checkout, "
+        "byte-compiled first as the Debian package is at install).",
         "",
         "## Targets",
         "",
-        "| target | limit | measured | verdict | measured cause of a miss |",
-        "|---|---|---|---|---|",
-        *(f"| {cell(a)} | {b} | {c} | {d} | {cell(e)} |" for a, b, c, d, e in targets(results, imports)),
-        "",
-        "## Results",
-        "",
+        "| target | limit | measured (paired) | verdict |",
+        "|---|---|---|---|",
     ]
-    for key in ("first", "nochange", "changed", "db_pg", "db_my", "rss", "growth", "formats", "restore_files",
-                "restore_db", "restore_my", "latency", "fixed"):
+    for row in rows:
+        word = row["text"] if row["verdict"] != verdict.MET else "met"
+        if row["verdict"] in (verdict.MISSED, verdict.INCONCLUSIVE, verdict.NOT_MEASURED):
+            word = f"**{word}**"
+        name = row["name"]
+        if row["key"] == "nightly_parallel" and row["baseline"]:
+            name += f" (best: {row['baseline']})"
+        out.append(f"| {cell(name)} | {row['limit']} | {row['measured']} | {word} |")
+    out += ["", "## Scenarios", ""]
+    for key in ("nightly", "nochange", "status", "retention"):
         scen = results.get(key)
         if scen is None:
             continue
-        out += [f"### {scen.title}", "", scen.what, ""]
-        out += growth_table(scen) if key == "growth" else scenario_table(scen)
-        if key == "latency" and imports:
-            out += ["", "`python3 -X importtime -m vhbackup --version`, cumulative, where first imported: "
-                    "slowest top-level: " + ", ".join(f"`{n}` {us / 1000:.1f} ms" for n, us in imports["top"])
-                    + "; selected: " + ", ".join(f"`{n}` {us / 1000:.1f} ms" for n, us in imports["named"]) + "."]
-        out.append("")
-    return "\n".join(out)
+        out += [f"### {scen.title}", "", *(f"- {m}" for m in scen.method), ""]
+        out += scenario_table(scen)
+        if key == "nightly":
+            out += paired_table(scen, [N.SCRIPT, N.PARALLEL, N.REPLAY])
+        elif key == "nochange":
+            out += paired_table(scen, [N.BARE])
+        elif key == "retention":
+            label = next(iter(scen.samples), None)
+            if label:
+                out += ["", "| figure | value |", "|---|---|",
+                        f"| parse + plan time | {show_spread(spread(list(_values(scen, label, 'plan_seconds').values())), 's')} |",
+                        f"| peak RSS of the process | {show_spread(spread(list(_values(scen, label, 'vmhwm').values())), 'MB')} |"]
+        out += [*(f"\n{n}" for n in scen.notes), ""]
+        for label, command in scen.commands.items():
+            out += [f"`{label}`:", "", "```sh", command.rstrip("\n"), "```", ""]
+    summary = {"run_id": meta["run_id"], "commit": meta["tree"]["commit"], "dirty": meta["tree"]["dirty"],
+               "diff_sha256": meta["tree"].get("diff_sha256"), "scale": sc["name"], "runs": sc["runs"],
+               "started": meta["started"], "restic": meta["restic_version"], "cores": meta["info"].get("cores"),
+               "load_before": meta["load_before"], "load_after": meta["load_after"],
+               "targets": [{k: row[k] for k in ("key", "name", "limit", "measured", "verdict", "text", "baseline")}
+                           for row in rows]}
+    out += [f"<!-- {SUMMARY_MARK} {json.dumps(summary, ensure_ascii=False)} -->", ""]
+    return "\n".join(line for line in out if line is not None)
+
+
+# --- the README's quote -------------------------------------------------------------------
+
+
+def read_summary(report_text: str) -> dict:
+    match = re.search(r"<!-- " + SUMMARY_MARK + r" (\{.*\}) -->", report_text)
+    if not match:
+        raise ValueError("the report has no bench-summary block: write it with `make bench` first")
+    return json.loads(match.group(1))
+
+
+def readme_block(summary: dict, report: str = "docs/benchmarks.md") -> str:
+    load = summary["load_before"][0], summary["load_after"][0]
+    tree = f"commit `{summary['commit'][:12]}`" + (
+        f" plus uncommitted changes (diff SHA-256 `{summary['diff_sha256'][:16]}…`)" if summary["dirty"] else "")
+    lines = [README_BEGIN,
+             f"Quoted from [{report}]({report}), run `{summary['run_id']}` ({tree}, scale "
+             f"`{summary['scale']}`, {summary['runs']} rounds, {summary['restic']}, {summary['cores']} cores, "
+             f"load average {load[0]:.2f} before and {load[1]:.2f} after). Each figure is the median "
+             "(min–max, n) of values paired round by round; a target is met or missed only when the whole "
+             "spread is on one side of its limit. `make bench` measures again, `make bench-readme` rewrites "
+             "this paragraph from the new report.",
+             ""]
+    for t in summary["targets"]:
+        name = t["name"] + (f" (best: {t['baseline']})" if t["key"] == "nightly_parallel" and t["baseline"] else "")
+        lines.append(f"- {name}: {t['measured']}, limit {t['limit']}: **{t['text']}**.")
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def rewrite_readme(readme_text: str, block: str) -> str:
+    """Replace the generated block (or, the first time, the body of "## What it costs") with ``block``."""
+    if README_BEGIN in readme_text:
+        start = readme_text.index(README_BEGIN)
+        end = readme_text.index(README_END, start) + len(README_END)
+        return readme_text[:start] + block + readme_text[end:]
+    head = "## What it costs\n"
+    if head not in readme_text:
+        raise ValueError("the README has no '## What it costs' section")
+    start = readme_text.index(head) + len(head)
+    nxt = readme_text.find("\n## ", start)
+    end = nxt + 1 if nxt != -1 else len(readme_text)
+    return readme_text[:start] + "\n" + block + "\n\n" + readme_text[end:]

@@ -1,4 +1,4 @@
-"""Collected samples per scenario and contender, and the A B A B alternation that fills them."""
+"""Collected samples per scenario and contender, and the interleaved order that fills them."""
 
 from __future__ import annotations
 
@@ -6,18 +6,22 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-from bench.measure import CommandFailed, Sample, Stat, stat
+from bench.measure import CommandFailed, Sample
+from bench.verdict import Spread, spread
 
 
 @dataclass
 class Scenario:
     key: str
     title: str
-    what: str
+    #: What the scenario does, one line per step, generated from the commands it runs.
+    method: list[str] = field(default_factory=list)
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
+    #: Contender label -> the exact command or script it runs (shown in the report).
+    commands: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, label: str, sample: Sample) -> None:
         if label not in self.order:
@@ -29,20 +33,20 @@ class Scenario:
             self.order.append(label)
         self.errors[label] = message
 
-    def stat(self, label: str, metric: str = "wall") -> Stat | None:
-        return stat([getattr(s, metric) if metric != "extra" else None for s in self.samples.get(label, [])])
+    def by_round(self, label: str, metric: str = "wall") -> dict[int, float]:
+        return {s.round: getattr(s, metric) for s in self.samples.get(label, []) if getattr(s, metric) is not None}
 
-    def median(self, label: str, metric: str = "wall") -> float | None:
-        st = self.stat(label, metric)
-        return st.median if st else None
+    def spread(self, label: str, metric: str = "wall") -> Spread | None:
+        return spread([getattr(s, metric) for s in self.samples.get(label, [])])
 
 
-def alternate(scenario: Scenario, contenders: list[tuple[str, Callable[[int], Sample]]], runs: int,
-              before_round: Callable[[int], None] | None = None) -> None:
-    """Run every contender ``runs`` times, in order A B C then C B A, and so on.
+def interleave(scenario: Scenario, contenders: list[tuple[str, Callable[[int], Sample]]], runs: int,
+               before_round: Callable[[int], None] | None = None) -> None:
+    """Run every contender ``runs`` times: round i runs each once, in order A B C, then C B A, and so on.
 
-    A contender that fails is recorded with its error and left out of the
-    later rounds; the others go on.
+    Each sample carries its round, so that ratios pair run i of A with run i
+    of B. A contender that fails is recorded with its error and left out of
+    the later rounds; the others go on.
     """
     for label, _ in contenders:
         if label not in scenario.order:
@@ -60,18 +64,18 @@ def alternate(scenario: Scenario, contenders: list[tuple[str, Callable[[int], Sa
                 scenario.fail(label, str(exc))
                 print(f"  {scenario.key}: {label}: FAILED: {exc}", file=sys.stderr, flush=True)
                 continue
+            sample.round = i
             scenario.add(label, sample)
-            own = f" own-rss {sample.own_rss / 2**20:.1f} MiB" if sample.own_rss else ""
-            scratch = f" scratch {sample.scratch} B" if sample.scratch is not None else ""
-            print(f"  {scenario.key}: {label} run {i + 1}/{runs}: {sample.wall:.3f} s wall, "
-                  f"{sample.cpu:.3f} s cpu{own}{scratch}", flush=True)
+            print(f"  {scenario.key}: {label} round {i + 1}/{runs}: {sample.wall:.3f} s wall, "
+                  f"{sample.cpu:.3f} s cpu", flush=True)
 
 
-def once(scenario: Scenario, label: str, fn: Callable[[], Sample | None]) -> Sample | None:
-    """An untimed warm-up or set-up step that may fail for one contender only."""
+def once(scenario: Scenario, label: str, fn: Callable[[], object]) -> bool:
+    """An untimed set-up step (a seeding run) that may fail for one contender only."""
     try:
-        return fn()
+        fn()
+        return True
     except CommandFailed as exc:
         scenario.fail(label, str(exc))
         print(f"  {scenario.key}: {label}: FAILED in set-up: {exc}", file=sys.stderr, flush=True)
-        return None
+        return False

@@ -1,4 +1,13 @@
-"""The scenarios of issue 6, each filling one or more ``Scenario`` objects."""
+"""The scenarios of issue 14's targets, each filling one ``Scenario`` side by side.
+
+The hand-made contenders are built from what vhbackup really runs: one
+untimed *recording run* of vhbackup goes through shims (restic, pg_dump,
+mariadb-dump) that log each process's argv and environment before they
+exec the real program. The scripts below replay exactly those processes
+(same programs, arguments and environment; each contender's own repository
+and cache), so "vhbackup against the same restic calls by hand" compares
+like with like, and the report quotes the scripts it ran.
+"""
 
 from __future__ import annotations
 
@@ -6,487 +15,483 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from bench import datasets
-from bench.measure import Sample, quiet, run
-from bench.results import Scenario, alternate, once
-from bench.setup import HOST, PYTHON, ROOT, World, borgmatic_env, write_borgmatic_config
+from bench.measure import OUTPUT, Sample, quiet, run
+from bench.results import Scenario, interleave, once
+from bench.setup import HOST, PYTHON, ROOT, World
 
-try:
-    from vhbackup.databases.mariadb import DUMP_ARGS as MY_DUMP_ARGS
-except ImportError:
-    MY_DUMP_ARGS = ("--single-transaction", "--routines", "--events", "--triggers", "--hex-blob",
-                    "--skip-dump-date")
-try:
-    from vhbackup.databases.postgresql import DUMP_FORMAT_ARGS as PG_FORMAT
-except ImportError:
-    PG_FORMAT = ("-Fc", "-Z0")
+TOOL_ENGINE = {"pg_dump": "postgresql", "pg_dumpall": "postgresql", "mariadb-dump": "mariadb",
+               "mysqldump": "mariadb"}
+#: Environment variables a recorded process keeps (secrets are never recorded: these databases need none).
+RECORDED_ENV = ("RESTIC_", "PG", "MYSQL_", "TMPDIR", "LC_ALL", "LANG", "GO")
+SECRET_ENV = ("RESTIC_PASSWORD", "PGPASSWORD", "MYSQL_PWD")
 
-
-def repo_bytes(path: str) -> int:
-    total = 0
-    for dirpath, _, names in os.walk(path):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
+SHIM = '''#!{python}
+import json, os, sys, time
+rec = {{"t": time.time(), "tool": {tool!r}, "argv": sys.argv[1:],
+        "env": {{k: v for k, v in os.environ.items() if k.startswith({keep!r}) and k not in {secret!r}}}}}
+with open({log!r}, "a") as fh:
+    fh.write(json.dumps(rec) + "\\n")
+os.execv({real!r}, [{real!r}] + sys.argv[1:])
+'''
 
 
-def stream_bytes(argv: list[str]) -> int:
-    """Bytes a dump command writes to stdout (untimed; for the report's sizes)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    total = 0
-    while chunk := proc.stdout.read(1 << 20):
-        total += len(chunk)
-    proc.wait()
-    return total
+# --- what vhbackup ran ------------------------------------------------------------------
 
 
-def backup_args(run_tag: str, services: list[str]) -> list[str]:
-    """The flags vhbackup gives restic backup, so that bare restic gets the same ones."""
-    args = ["backup", "--json", "--host", HOST, "--tag", "vhbackup", "--tag", f"run:{run_tag}"]
-    for svc in services:
-        args += ["--tag", f"service:{svc}"]
-    return args
+@dataclass(frozen=True)
+class Proc:
+    binary: str
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+
+    def shell(self, subs: dict[str, str]) -> str:
+        """This process as a shell command: its environment as assignments, then the program and arguments."""
+        def sub(text: str) -> str:
+            for old, new in subs.items():
+                text = text.replace(old, new)
+            return text
+        assigns = [f"{k}={shlex.quote(sub(v))}" for k, v in self.env]
+        return " ".join([*assigns, shlex.quote(self.binary), *(shlex.quote(sub(a)) for a in self.argv)])
 
 
-class Files:
-    """Scenarios 1, 2, 5 (files) and 7: the tree over 10 services."""
+@dataclass
+class Job:
+    name: str  # "files" or "db:NAME", as vhbackup names its jobs
+    restic: Proc
+    dump: Proc | None = None
 
-    def __init__(self, world: World, tree: datasets.Tree, borgmatic: str | None):
+
+@dataclass
+class Recording:
+    """The restic and dump processes of one vhbackup backup run."""
+    jobs: dict[str, Job] = field(default_factory=dict)
+    others: list[Proc] = field(default_factory=list)
+    run_id: str = ""
+    repo: str = ""
+    cache: str = ""
+
+    def subs(self, repo: str, cache: str, tag: str) -> dict[str, str]:
+        return {self.repo: repo, self.cache: cache, f"run:{self.run_id}": f"run:{tag}"}
+
+
+def _subcommand(argv: list[str]) -> str:
+    args = list(argv)
+    while args and args[0].startswith("-"):
+        args = args[2:] if args[0] in ("--compression",) else args[1:]
+    return args[0] if args else ""
+
+
+def install_shims(world: World, name: str) -> tuple[str, str]:
+    """A directory of shims (restic and the dump tools) and the log they write."""
+    shim_dir = world.path("shims", name)
+    log = world.path("shims", f"{name}.jsonl")
+    os.makedirs(shim_dir, exist_ok=True)
+    for tool, real in (("restic", world.restic), *((t, shutil.which(t)) for t in TOOL_ENGINE)):
+        if not real:
+            continue
+        path = os.path.join(shim_dir, tool)
+        with open(path, "w") as fh:
+            fh.write(SHIM.format(python=PYTHON, tool=tool, keep=RECORDED_ENV, secret=SECRET_ENV, log=log,
+                                 real=os.path.realpath(real) if tool == "restic" else real))
+        os.chmod(path, 0o755)
+    return shim_dir, log
+
+
+def read_recording(log: str, engines: dict[str, str], real: dict[str, str], repo: str, cache: str) -> Recording:
+    """The jobs of the recorded run: the files backup, and per database its dump piped into restic."""
+    entries = []
+    with open(log) as fh:
+        for line in fh:
+            entries.append(json.loads(line))
+    entries.sort(key=lambda e: e["t"])
+    rec = Recording(repo=repo, cache=cache)
+    dumps: dict[str, Proc] = {}
+    for e in entries:
+        proc = Proc(real[e["tool"]], tuple(e["argv"]), tuple(sorted(e["env"].items())))
+        if e["tool"] == "restic" and _subcommand(e["argv"]) == "backup":
+            tags = [a.split("=", 1)[1] for a in e["argv"] if a.startswith("--tag=")]
+            rec.run_id = next(t[4:] for t in tags if t.startswith("run:"))
+            db = next((t[3:] for t in tags if t.startswith("db:")), None)
+            name = f"db:{db}" if db else "files"
+            rec.jobs[name] = Job(name, proc)
+        elif e["tool"] in TOOL_ENGINE:
+            db = next(n for n, eng in engines.items() if eng == TOOL_ENGINE[e["tool"]])
+            dumps[f"db:{db}"] = proc
+        else:
+            rec.others.append(proc)
+    for name, proc in dumps.items():
+        rec.jobs[name].dump = proc
+    return rec
+
+
+def job_order(rec: Recording, state_dir: str, file_items: list[str]) -> list[str]:
+    """The order vhbackup's backup gives its jobs: longest first by the durations in items.json (ties: files first)."""
+    try:
+        with open(os.path.join(state_dir, "items.json")) as fh:
+            items = json.load(fh)
+    except (OSError, ValueError):
+        items = {}
+
+    def last(name: str) -> float:
+        names = file_items if name == "files" else [name]
+        return max((float(((items.get(n) or {}).get("last") or {}).get("duration") or 0) for n in names),
+                   default=0.0)
+    names = [n for n in ("files", *sorted(n for n in rec.jobs if n != "files")) if n in rec.jobs]
+    return sorted(names, key=last, reverse=True)
+
+
+def pool_script(rec: Recording, order: list[str], concurrency: int, subs: dict[str, str], log: str,
+                then: list[str] = ()) -> str:
+    """The jobs in ``order``, ``concurrency`` at a time (a new one starts when any ends), then ``then``.
+
+    Each job reports its exit status as a line on a pipe (fd 3) when it
+    ends; the script blocks on that pipe for a free slot (not on ``wait -n``,
+    which can miss a job that ended together with another).
+    """
+    lines = ["set -o pipefail",
+             'fifo=$(mktemp -u) && mkfifo "$fifo" && exec 3<>"$fifo" && rm -f "$fifo" || exit 1',
+             "fail=0 running=0"]
+    ended = 'read -r st <&3; [ "$st" = 0 ] || fail=1; running=$((running - 1))'
+    for name in order:
+        job = rec.jobs[name]
+        restic = f"{job.restic.shell(subs)} >>{shlex.quote(log)} 2>&1"
+        pipeline = f"{job.dump.shell(subs)} 2>>{shlex.quote(log)} | {restic}" if job.dump else restic
+        lines.append(f"{{ {pipeline}; echo $? >&3; }} &")
+        lines.append("running=$((running + 1))")
+        lines.append(f"if [ $running -ge {concurrency} ]; then {ended}; fi")
+    lines.append(f"while [ $running -gt 0 ]; do {ended}; done")
+    lines.append("wait")
+    lines.append('[ "$fail" = 0 ] || exit 1')
+    lines += [f"{cmd} >>{shlex.quote(log)} 2>&1" for cmd in then]
+    return "\n".join(lines) + "\n"
+
+
+def sequential_script(rec: Recording, subs: dict[str, str], log: str, scratch: str) -> str:
+    """Dump each database to a file, one restic backup over the files and the dumps, delete the dumps."""
+    lines = ["set -e -o pipefail"]
+    files: list[str] = []
+    for name in sorted(rec.jobs):
+        job = rec.jobs[name]
+        if job.dump is None:
+            continue
+        path = os.path.join(scratch, name.replace(":", "-") + ".dump")
+        files.append(path)
+        lines.append(f"{job.dump.shell(subs)} >{shlex.quote(path)} 2>>{shlex.quote(log)}")
+    fjob = rec.jobs["files"]
+    backup = Proc(fjob.restic.binary, fjob.restic.argv + tuple(files), fjob.restic.env)
+    lines.append(f"{backup.shell(subs)} >>{shlex.quote(log)} 2>&1")
+    lines.append("rm -f " + " ".join(shlex.quote(f) for f in files))
+    return "\n".join(lines) + "\n"
+
+
+def snapshots_command(rec: Recording, subs: dict[str, str], tag: str) -> str:
+    r = rec.jobs["files"].restic
+    return Proc(r.binary, ("snapshots", "--json", f"--tag=run:{tag}"), r.env).shell(subs)
+
+
+def shown(text: str, world: World) -> str:
+    """A script as the report shows it: the work directory as $WORK."""
+    return text.replace(world.work, "$WORK")
+
+
+# --- the scenarios ----------------------------------------------------------------------
+
+
+class Nightly:
+    """The full nightly run of the reference layout, and the same runs without databases (no change)."""
+
+    VH = "vhbackup backup"
+    SCRIPT = "sequential script"
+    PARALLEL = "hand-made parallel pipeline"
+    REPLAY = "vhbackup's processes by hand"
+    VH_NC = "vhbackup backup (10 services)"
+    VH_NV = "vhbackup backup --no-verify (10 services)"
+    BARE = "bare restic backup"
+
+    def __init__(self, world: World, tree: datasets.Tree, pg_name: str, my_name: str):
         self.w = world
         self.tree = tree
-        self.borgmatic = borgmatic
-        self.paths = [tree.service_path(s) for s in tree.services]
         self.services = {s: [tree.service_path(s)] for s in tree.services}
-        self.state: dict[str, tuple] = {}
-
-    def _replace(self, label: str, value: tuple) -> None:
-        old = self.state.get(label)
-        if old:
-            shutil.rmtree(old[0], ignore_errors=True)
-        self.state[label] = value
-
-    # --- the contenders --------------------------------------------------------
-
-    def vh_backup(self, *extra: str) -> Sample:
-        _, _, policy = self.state["vhbackup"]
-        return run(self.w.vh(policy, "backup", *extra), env=self.w.vh_env(), cwd=ROOT, own=True,
-                   scratch=True, log=self.w.log)
-
-    def bare_backup(self, i: int) -> Sample:
-        repo, cache = self.state["restic"]
-        argv = [self.w.restic, *backup_args(f"bare-{i}", list(self.tree.services)), "--", *self.paths]
-        return run(argv, env=self.w.restic_env(repo, cache), scratch=True, log=self.w.log)
-
-    def borg_backup(self) -> Sample:
-        _, config, env = self.state["borgmatic"]
-        return run([self.borgmatic, "-c", config, "create"], env=env, own=True, scratch=True, log=self.w.log)
-
-    def first_vh(self, i: int) -> Sample:
-        repo, cache = self.w.new_repo(f"files-vh-{i}")
-        policy = self.w.write_policy(f"files-vh-{i}", repo, cache, self.services)
-        self._replace("vhbackup", (repo, cache, policy))
-        return self.vh_backup()
-
-    def first_bare(self, i: int) -> Sample:
-        self._replace("restic", self.w.new_repo(f"files-restic-{i}"))
-        return self.bare_backup(i)
-
-    def first_borg(self, i: int) -> Sample:
-        name = f"files-borg-{i}"
-        repo = self.w.path("repos", name)
-        config = write_borgmatic_config(self.w, name, repo, self.paths)
-        env = borgmatic_env(self.w, self.w.path("borg", name, "home"))
-        self._replace("borgmatic", (repo, config, env))
-        quiet([self.borgmatic, "-c", config, "repo-create", "--encryption", "repokey"], env=env, log=self.w.log)
-        return self.borg_backup()
-
-    # --- the scenarios ---------------------------------------------------------
-
-    def run_all(self, results: dict[str, Scenario]) -> None:
-        w, n = self.w, self.w.scale.runs
-        borg = [("borgmatic + borg", self.first_borg)] if self.borgmatic else []
-        first = results["first"] = Scenario(
-            "first", "1. First backup of the tree (10 services)",
-            "A fresh repository and an empty cache for every run.")
-        print("scenario 1: first backup", flush=True)
-        alternate(first, [("vhbackup backup", self.first_vh), ("bare restic backup", self.first_bare), *borg], n)
-
-        nochange = results["nochange"] = Scenario(
-            "nochange", "2a. Second backup, nothing changed",
-            "Into the repository of the last first-backup run; every run finds the tree unchanged.")
-        print("scenario 2a: no-change backup", flush=True)
-        contenders = [("vhbackup backup", lambda i: self.vh_backup()),
-                      ("bare restic backup", self.bare_backup),
-                      ("vhbackup backup --no-verify", lambda i: self.vh_backup("--no-verify"))]
-        if self.borgmatic and "borgmatic + borg" not in first.errors:
-            contenders.append(("borgmatic + borg", lambda i: self.borg_backup()))
-        alternate(nochange, contenders, n)
-
-        changed = results["changed"] = Scenario(
-            "changed", "2b. Second backup, 1% of the files changed",
-            "Before each round, 1% of the files (chosen from the seed) get new content of the same size; "
-            "every contender then backs up the same change into its own repository.")
-        print("scenario 2b: 1% changed", flush=True)
-
-        def change(i: int) -> None:
-            datasets.change_files(self.tree, 0.01, w.seed * 1000 + i)
-
-        contenders = [("vhbackup backup", lambda i: self.vh_backup()), ("bare restic backup", self.bare_backup)]
-        if self.borgmatic and "borgmatic + borg" not in first.errors:
-            contenders.append(("borgmatic + borg", lambda i: self.borg_backup()))
-        alternate(changed, contenders, n, before_round=change)
-
-        self.restore(results)
-
-    def restore(self, results: dict[str, Scenario]) -> None:
-        w, n = self.w, self.w.scale.runs
-        scen = results["restore_files"] = Scenario(
-            "restore_files", "5a. Restore the latest run's files to a new directory",
-            "vhbackup and bare restic restore the same snapshot of the same repository; the target is "
-            "removed (untimed) before each run.")
-        print("scenario 5a: restore files", flush=True)
-        repo, cache, policy = self.state["vhbackup"]
-        target = w.path("restore-target")
-
-        def fresh() -> str:
-            shutil.rmtree(target, ignore_errors=True)
-            return target
-
-        def vh(i: int) -> Sample:
-            return run(w.vh(policy, "restore", "--latest", "--files-only", "--target", fresh()),
-                       env=w.vh_env(), cwd=ROOT, own=True, log=w.log)
-
-        def bare(i: int) -> Sample:
-            return run([w.restic, "restore", "latest", "--host", HOST, "--target", fresh()],
-                       env=w.restic_env(repo, cache), log=w.log)
-
-        contenders = [("vhbackup restore", vh), ("bare restic restore", bare)]
-        if self.borgmatic and "borgmatic" in self.state:
-            _, config, env = self.state["borgmatic"]
-
-            def borg(i: int) -> Sample:
-                os.makedirs(fresh())
-                return run([self.borgmatic, "-c", config, "extract", "--archive", "latest",
-                            "--destination", target], env=env, own=True, log=w.log)
-            contenders.append(("borgmatic extract", borg))
-        alternate(scen, contenders, n)
-        shutil.rmtree(target, ignore_errors=True)
-
-    def latency(self, results: dict[str, Scenario]) -> None:
-        w = self.w
-        scen = results["latency"] = Scenario(
-            "latency", "6. Start-up latency",
-            "`vhbackup status` reads the state files of the file scenarios' policy (no restic call); "
-            "`--help` builds the whole argument parser. Python start-up included; no hook on PYTHONPATH.")
-        print("scenario 6: latency", flush=True)
-        policy = self.state["vhbackup"][2]
-        env = w.vh_env()
-        contenders = [
-            ("vhbackup status", lambda i: run(w.vh(policy, "status"), env=env, cwd=ROOT, log=w.log,
-                                                         ok=(0, 1, 2, 3))),
-            ("vhbackup --help", lambda i: run([PYTHON, "-m", "vhbackup", "--help"], env=env, cwd=ROOT)),
-            ("restic version", lambda i: run([w.restic, "version"])),
-            ("python3 -c pass", lambda i: run([PYTHON, "-c", "pass"])),
-        ]
-        alternate(scen, contenders, w.scale.latency_runs)
-
-    def fixed_costs(self, results: dict[str, Scenario]) -> None:
-        """The calls a vhbackup run makes besides `restic backup`, timed alone, to explain its overhead."""
-        w = self.w
-        scen = results["fixed"] = Scenario(
-            "fixed", "Per-run fixed costs (for explaining ratios)",
-            "Each of the calls a vhbackup backup run makes besides `restic backup`, timed alone on the "
-            "no-change repository.")
-        print("fixed costs", flush=True)
-        repo, cache, policy = self.state["vhbackup"]
-        env = w.restic_env(repo, cache)
-        contenders = [
-            ("restic version", lambda i: run([w.restic, "version"])),
-            ("restic cat config (pre-check)", lambda i: run([w.restic, "cat", "config"], env=env, log=w.log)),
-            ("restic snapshots --tag run:ID (verification)",
-             lambda i: run([w.restic, "snapshots", "--json", "--tag", "run:none"], env=env, log=w.log)),
-            ("python3 -m vhbackup --version (start-up and imports)",
-             lambda i: run([PYTHON, "-m", "vhbackup", "--version"], env=w.vh_env(), cwd=ROOT)),
-        ]
-        alternate(scen, contenders, w.scale.runs)
-
-
-BASELINE_RESTORE = {"postgresql": "bare restic dump | pg_restore", "mariadb": "bare restic dump | mariadb"}
-
-
-class Databases:
-    """Scenarios 3, 4 and 5b (and the borgmatic database backup of 7)."""
-
-    def __init__(self, world: World, pg_name: str, my_name: str, borgmatic: str | None):
-        self.w = world
-        self.pg_name = pg_name
-        self.my_name = my_name
-        self.borgmatic = borgmatic
-
-    def pg_dump_argv(self, name: str, fmt: tuple[str, ...] = PG_FORMAT) -> list[str]:
-        return ["pg_dump", *datasets.PG, *fmt, name]
-
-    def my_dump_argv(self, name: str) -> list[str]:
-        """vhbackup's own mariadb-dump argv for one database (no --databases: loadable under another name)."""
-        return ["mariadb-dump", *datasets.MY, "--default-character-set=utf8mb4", *MY_DUMP_ARGS, name]
-
-    def db_policy(self, label: str, repo: str, cache: str, kind: str, name: str) -> str:
-        if kind == "postgresql":
-            spec = {"type": "postgresql", "host": "127.0.0.1", "port": 5432, "user": "postgres", "names": [name]}
-        else:
-            spec = {"type": "mariadb", "host": "127.0.0.1", "port": 3306, "user": "root", "names": [name]}
-        return self.w.write_policy(label, repo, cache, databases={"pgdb" if kind == "postgresql" else "mydb": spec})
-
-    def backup(self, results: dict[str, Scenario], kind: str) -> None:
-        """Scenario 3 for one engine: vhbackup streamed vs dump-to-file script vs the floors."""
-        w, n = self.w, self.w.scale.runs
-        pg = kind == "postgresql"
-        name = self.pg_name if pg else self.my_name
-        dump = self.pg_dump_argv(name) if pg else self.my_dump_argv(name)
-        key = "db_pg" if pg else "db_my"
-        size = stream_bytes(dump)
-        scen = results[key] = Scenario(
-            key, f"3{'a' if pg else 'b'}. Database backup: {'PostgreSQL (pgbench)' if pg else 'MariaDB'}",
-            f"Dump: `{' '.join(shlex.quote(a) for a in dump[:1] + dump[len(datasets.PG) + 1:])}`, "
-            f"{size / 2**20:.1f} MiB. Each contender has its own repository, which already holds one "
-            f"earlier (untimed) backup of the unchanged database: the nightly steady state.")
-        scen.notes.append(f"dump size: {size} bytes")
-        print(f"scenario 3: {kind} backup ({size / 2**20:.1f} MiB dump)", flush=True)
-        scratch_dir = w.path("scratch")
-        os.makedirs(scratch_dir, exist_ok=True)
-        dump_file = os.path.join(scratch_dir, f"{name}.dump")
-        repos = {label: w.new_repo(f"{key}-{label}") for label in ("vh", "script", "pipe", "file")}
-        policy = self.db_policy(f"{key}-vh", *repos["vh"], kind, name)
-        tags = backup_args(f"script", [])
-        q = shlex.quote
-        dump_sh = " ".join(q(a) for a in dump)
-        restic = q(w.restic)
-        script = (f"set -e; {dump_sh} > {q(dump_file)}; "
-                  f"{restic} {' '.join(tags)} {q(dump_file)} > /dev/null; rm -f {q(dump_file)}")
-        stdin_name = f"{'postgresql' if pg else 'mariadb'}/{name}.{'dump' if pg else 'sql'}"
-        pipe = (f"set -eo pipefail; {dump_sh} | {restic} {' '.join(tags)} --stdin --stdin-filename "
-                f"{q(stdin_name)} > /dev/null")
-        fixed_file = os.path.join(scratch_dir, f"{name}.finished")
-
-        contenders = {
-            "vhbackup backup --databases-only": lambda i: run(
-                w.vh(policy, "backup", "--databases-only"), env=w.vh_env(), cwd=ROOT, own=True, scratch=True,
-                log=w.log),
-            "script: dump > file && restic backup file && rm": lambda i: run(
-                ["bash", "-c", script], env=w.restic_env(*repos["script"]), scratch=True, log=w.log,
-                watch_path=dump_file),
-            "bare pipe: dump | restic backup --stdin": lambda i: run(
-                ["bash", "-c", pipe], env=w.restic_env(*repos["pipe"]), scratch=True, log=w.log),
-            "floor: dump > /dev/null": lambda i: run(
-                ["bash", "-c", f"{dump_sh} > /dev/null"], scratch=True, log=w.log),
-            "floor: restic backup of the finished dump": lambda i: run(
-                [w.restic, *tags, "--force", fixed_file], env=w.restic_env(*repos["file"]), scratch=True,
-                log=w.log),
+        self.databases = {
+            "pgdb": {"type": "postgresql", "host": "127.0.0.1", "port": 5432, "user": "postgres", "names": [pg_name]},
+            "mydb": {"type": "mariadb", "host": "127.0.0.1", "port": 3306, "user": "root", "names": [my_name]},
         }
-        if pg and self.borgmatic:
-            contenders["borgmatic create (postgresql_databases)"] = self.borgmatic_db()
-        quiet(["bash", "-c", f"{dump_sh} > {q(fixed_file)}"])
-        for label, fn in contenders.items():
-            if not label.startswith("floor: dump"):
-                once(scen, label, lambda fn=fn: fn(-1))
-        alternate(scen, list(contenders.items()), n)
-        os.unlink(fixed_file)
-        self.state = getattr(self, "state", {})
-        self.state[key] = (repos["vh"], policy)
+        self.engines = {"pgdb": "postgresql", "mydb": "mariadb"}
+        self.real = {"restic": world.restic, **{t: shutil.which(t) or t for t in TOOL_ENGINE}}
+        self.rec: Recording | None = None
+        self.vh_policy = ""
+        self.vh_state = ""
+        self.concurrency = 0
 
-    def rss_flat(self, results: dict[str, Scenario], names: dict[int, str]) -> None:
+    def _vh(self, policy: str, *args: str) -> Sample:
+        return run(self.w.vh(policy, "backup", *args), env=self.w.vh_env(), cwd=ROOT, own=True, log=self.w.log)
+
+    def _bash(self, script: str) -> Sample:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "PG", "MYSQL"))}
+        return run(["bash", "-c", script], env=env, log=self.w.log)
+
+    def record(self) -> None:
+        """vhbackup's first backup (untimed), through the shims: what its runs execute."""
         w = self.w
-        scen = results["rss"] = Scenario(
-            "rss", "3c. vhbackup's own peak RSS against dump size (PostgreSQL)",
-            "vhbackup's own process only (its VmHWM at exit), not restic's or pg_dump's.")
-        print("scenario 3c: RSS against dump size", flush=True)
-        contenders = []
-        for scale, name in names.items():
-            size = stream_bytes(self.pg_dump_argv(name))
-            repo, cache = w.new_repo(f"rss-{scale}")
-            policy = self.db_policy(f"rss-{scale}", repo, cache, "postgresql", name)
-            label = f"pgbench -s {scale}: {size / 2**20:.0f} MiB dump"
-            contenders.append((label, lambda i, policy=policy: run(
-                w.vh(policy, "backup", "--databases-only"), env=w.vh_env(), cwd=ROOT, own=True, log=w.log)))
-        alternate(scen, contenders, max(2, w.scale.runs - 1))
+        repo, cache = w.new_repo("nightly-vh")
+        shim_dir, log = install_shims(w, "nightly")
+        recording_policy = w.write_policy("nightly-vh-recording", repo, cache, self.services, self.databases,
+                                          restic_binary=os.path.join(shim_dir, "restic"),
+                                          state_dir=w.path("state", "nightly-vh"))
+        env = w.vh_env()
+        env["PATH"] = f"{shim_dir}:{env.get('PATH', os.defpath)}"
+        print("bench: recording run (vhbackup through shims, untimed)", flush=True)
+        quiet(w.vh(recording_policy, "backup"), env=env, cwd=ROOT, log=w.log)
+        self.rec = read_recording(log, self.engines, self.real, repo, cache)
+        missing = {"files", *(f"db:{n}" for n in self.databases)} - set(self.rec.jobs)
+        if missing or any(self.rec.jobs[f"db:{n}"].dump is None for n in self.databases):
+            raise RuntimeError(f"the recording run lacks jobs {sorted(missing)}; see {log}")
+        self.vh_policy = w.write_policy("nightly-vh", repo, cache, self.services, self.databases,
+                                        state_dir=w.path("state", "nightly-vh"))
+        self.vh_state = w.path("state", "nightly-vh")
+        from vhbackup.policy import load_policy
+        self.concurrency = load_policy(self.vh_policy).concurrency
 
-    GROWTH_FORMATS = {"-Fc (pg_dump's default compression)": ("-Fc",), "-Fc -Z0": ("-Fc", "-Z0"),
-                      "plain SQL (-Fp)": ("-Fp",)}
-    GROWTH_STEPS = (("first", "first backup", None),
-                    ("update", "1% of pgbench_accounts rows updated (scattered)", "update"),
-                    ("append", "1% new rows appended to events", "append"))
+    def file_items(self) -> list[str]:
+        return [f"files:{s}" for s in self.tree.services]
 
-    def growth(self, results: dict[str, Scenario], name: str) -> None:
-        """Scenario 4: repository growth per dump format for two change patterns, plus dump and restore time.
-
-        One database (pgbench + events) and one repository per format. Backups: the
-        first; then after 1% of pgbench_accounts rows are updated (scattered, as
-        pgbench does); then after 1% new rows are appended to events. All formats
-        back up the same database state at each step.
-        """
-        w = self.w
-        scen = results["growth"] = Scenario(
-            "growth", "4. Repository growth per dump format (PostgreSQL: scattered updates, appends)",
-            "Each format streams `pg_dump | restic backup --stdin` into a repository of its own. Backup 1 is "
-            "the first; before backup 2, 1% of `pgbench_accounts` rows get UPDATEd (every 100th `aid`: "
-            "pgbench-style scattered updates); before backup 3, 1% new rows are appended to `events` (an "
-            "activity log). Growth is the repository's size on disk after a backup minus before it "
-            "(restic's default compression, repository format 2). Dump time: `pg_dump FORMAT > /dev/null`; "
-            "restore time: the finished dump file loaded into an empty database with the options vhbackup "
-            "uses (`pg_restore --clean --if-exists --single-transaction --exit-on-error`, or `psql "
-            "--single-transaction -v ON_ERROR_STOP=1` for plain SQL).")
-        print("scenario 4: repository growth", flush=True)
-        formats = self.GROWTH_FORMATS
-        vh_fmt = next((label for label, fmt in formats.items() if fmt == PG_FORMAT), None)
-        if vh_fmt:
-            scen.notes.append(f"vhbackup's format: {vh_fmt}")
-        rows: dict[str, dict] = {}
-        repos = {}
-        for label, fmt in formats.items():
-            repos[label] = w.new_repo(f"growth-{len(repos)}")
-            rows[label] = {"dump": stream_bytes(self.pg_dump_argv(name, fmt)), "init_size": repo_bytes(repos[label][0])}
-        vh_label = "vhbackup backup --databases-only"
-        repos[vh_label] = w.new_repo("growth-vh")
-        rows[vh_label] = {"dump": stream_bytes(self.pg_dump_argv(name)), "init_size": repo_bytes(repos[vh_label][0])}
-        policy = self.db_policy("growth-vh", *repos[vh_label], "postgresql", name)
-
-        def backup(label: str) -> Sample:
-            if label.startswith("vhbackup"):
-                return run(w.vh(policy, "backup", "--databases-only"), env=w.vh_env(), cwd=ROOT, log=w.log)
-            fmt = formats[label]
-            pipe = (f"set -eo pipefail; {' '.join(shlex.quote(a) for a in self.pg_dump_argv(name, fmt))} | "
-                    f"{shlex.quote(w.restic)} backup --json --host {HOST} --stdin --stdin-filename db > /dev/null")
-            return run(["bash", "-c", pipe], env=w.restic_env(*repos[label]), log=w.log)
-
-        for step, _, change in self.GROWTH_STEPS:
-            if change == "update":
-                datasets.pg_change_rows(name, 0.01, w.seed)
-            elif change == "append":
-                rows[vh_label]["appended"] = datasets.pg_append_events(name, 0.01)
-            for label in rows:
-                if label in scen.errors:
-                    continue
-                try:
-                    sample = backup(label)
-                except Exception as exc:  # noqa: BLE001 - one format failing must not stop the others
-                    scen.fail(label, str(exc))
-                    continue
-                rows[label][f"{step}_wall"] = sample.wall
-                rows[label][f"{step}_cpu"] = sample.cpu
-                rows[label][f"{step}_size"] = repo_bytes(repos[label][0])
-                rows[label][f"{step}_dump"] = stream_bytes(self.pg_dump_argv(name, formats.get(label, PG_FORMAT)))
-        scen.notes.append(rows)  # type: ignore[arg-type]
-        for label, _ in repos.items():
-            shutil.rmtree(repos[label][0], ignore_errors=True)
-        self.dump_restore_times(results, name)
-
-    def dump_restore_times(self, results: dict[str, Scenario], name: str) -> None:
-        """Scenario 4, second table: how long each format takes to dump and to load into an empty database."""
-        w = self.w
-        scen = results["formats"] = Scenario(
-            "formats", "4b. Dump and restore time per format (PostgreSQL, the database of 4 after its changes)",
-            "Dump: `pg_dump FORMAT DB > /dev/null`. Restore: the dump file (written untimed beforehand) loaded "
-            "into an empty database created (untimed) before each run, with vhbackup's restore options.")
-        print("scenario 4b: dump and restore time per format", flush=True)
+    def nightly(self, results: dict[str, Scenario]) -> None:
+        w, rec = self.w, self.rec
         scratch = w.path("scratch")
         os.makedirs(scratch, exist_ok=True)
-        target = datasets.unique_name("vhbench_fmt")
-        files = {}
-        contenders = []
-        for label, fmt in self.GROWTH_FORMATS.items():
-            dump = self.pg_dump_argv(name, fmt)
-            files[label] = os.path.join(scratch, f"format-{len(files)}")
-            quiet(["bash", "-c", f"{' '.join(shlex.quote(a) for a in dump)} > {shlex.quote(files[label])}"])
-            contenders.append((f"dump {label}", lambda i, dump=dump: run(
-                ["bash", "-c", f"{' '.join(shlex.quote(a) for a in dump)} > /dev/null"], log=w.log)))
-        for label, fmt in self.GROWTH_FORMATS.items():
-            if fmt == ("-Fp",):
-                load = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", *datasets.PG,
-                        "-d", target, "-f", files[label]]
+        repos = {key: w.new_repo(f"nightly-{key}") for key in ("script", "parallel", "replay")}
+        for _, cache in repos.values():
+            os.makedirs(os.path.join(cache, "tmp"), exist_ok=True)
+        every = [n for n in ("files", *sorted(n for n in rec.jobs if n != "files"))]
+
+        def subs(key: str, tag: str) -> dict[str, str]:
+            return rec.subs(*repos[key], tag)
+
+        def script(i: int | str) -> str:
+            return sequential_script(rec, subs("script", f"script-{i}"), w.log, scratch)
+
+        def parallel(i: int | str) -> str:
+            s = subs("parallel", f"parallel-{i}")
+            return pool_script(rec, every, len(every), s, w.log,
+                               then=[snapshots_command(rec, s, f"parallel-{i}")])
+
+        def replay(i: int | str, order: list[str] | None = None) -> str:
+            order = order or job_order(rec, self.vh_state, self.file_items())
+            return pool_script(rec, order, self.concurrency, subs("replay", f"replay-{i}"), w.log)
+
+        scen = results["nightly"] = Scenario("nightly", "Full nightly run of the reference layout")
+        scen.commands = {
+            self.VH: shown(" ".join(w.vh(self.vh_policy, "backup")), w),
+            self.SCRIPT: shown(script("N"), w),
+            self.PARALLEL: shown(parallel("N"), w),
+            self.REPLAY: shown(replay("N", job_order(rec, self.vh_state, self.file_items())), w)
+            + "# job order: vhbackup's (longest first by the durations in its items.json), read before each run\n",
+        }
+        scen.method = [
+            f"One untimed recording run of `vhbackup backup` went through shims that logged each restic, "
+            f"pg_dump and mariadb-dump process (argv and environment) before running the real program; "
+            f"the hand-made contenders below run exactly those processes ({len(rec.jobs)} jobs: "
+            f"{', '.join(sorted(rec.jobs))}), with their own repository, cache and run tag.",
+            f"vhbackup ran {len(rec.others)} other restic process(es) in the recording run "
+            f"({', '.join(sorted({_subcommand(list(p.argv)) for p in rec.others})) or 'none'}); "
+            f"`restic version` is cached per binary (in the cache dir), and a local repository is probed and its "
+            f"snapshots proven without restic, so the timed runs run none of them.",
+            f"vhbackup's policy: the 10 services' paths and the two databases, `concurrency` "
+            f"{self.concurrency} (the default); it verifies the run's snapshots (`backend.prove`).",
+            f"Each contender has its own repository and cache, seeded by one untimed run of its own; before each "
+            f"round, {w.scale.change_fraction:.0%} of the files get new content (from the seed); the databases "
+            f"do not change.",
+            f"**{self.SCRIPT}**: each database dumped to a file in turn, one `restic backup` of the files and the "
+            f"dumps (vhbackup's argv for its files backup, plus the dump files), the dumps deleted.",
+            f"**{self.PARALLEL}**: every job at once (`dump | restic backup --stdin` per database, `restic backup` "
+            f"of the files), then `restic snapshots` of the run (the verification a script can do).",
+            f"**{self.REPLAY}**: the same processes in vhbackup's order, {self.concurrency} at a time, and no "
+            f"verification: the floor for vhbackup's own overhead.",
+        ]
+        for key, make in (("script", script), ("parallel", parallel), ("replay", replay)):
+            label = {"script": self.SCRIPT, "parallel": self.PARALLEL, "replay": self.REPLAY}[key]
+            print(f"bench: seeding {label}", flush=True)
+            once(scen, label, lambda make=make: self._bash(make("seed")))
+        self._vh(self.vh_policy)  # the first run with the real restic (caches `restic version`)
+
+        def change(i: int) -> None:
+            datasets.change_files(self.tree, w.scale.change_fraction, w.seed * 1000 + i)
+
+        print("scenario: full nightly run", flush=True)
+        interleave(scen, [(self.VH, lambda i: self._vh(self.vh_policy)),
+                          (self.SCRIPT, lambda i: self._bash(script(i))),
+                          (self.PARALLEL, lambda i: self._bash(parallel(i))),
+                          (self.REPLAY, lambda i: self._bash(replay(i)))],
+                   w.scale.runs, before_round=change)
+
+    def nochange(self, results: dict[str, Scenario]) -> None:
+        w, rec = self.w, self.rec
+        repo, cache = w.new_repo("nochange-vh")
+        policy = w.write_policy("nochange-vh", repo, cache, self.services)
+        bare_repo, bare_cache = w.new_repo("nochange-bare")
+        os.makedirs(os.path.join(bare_cache, "tmp"), exist_ok=True)
+        files = rec.jobs["files"].restic
+
+        def bare(i: int | str) -> str:
+            return f"{files.shell(rec.subs(bare_repo, bare_cache, f'bare-{i}'))} >>{shlex.quote(w.log)} 2>&1\n"
+
+        scen = results["nochange"] = Scenario("nochange", "No-change backup of the 10 services")
+        scen.commands = {self.VH_NC: shown(" ".join(w.vh(policy, "backup")), w),
+                         self.VH_NV: shown(" ".join(w.vh(policy, "backup", "--no-verify")), w),
+                         self.BARE: shown(bare("N"), w)}
+        scen.method = [
+            "The 10 services' paths only (a policy without databases); nothing changes between runs.",
+            f"**{self.BARE}**: the process vhbackup runs for its files backup, as recorded (same argv and "
+            f"environment), into its own repository; vhbackup's two contenders share one repository.",
+            "Each repository is seeded by one untimed run (the first backup).",
+        ]
+        print("bench: seeding the no-change repositories", flush=True)
+        self._vh(policy)
+        once(scen, self.BARE, lambda: self._bash(bare("seed")))
+        print("scenario: no-change backup", flush=True)
+        interleave(scen, [(self.VH_NC, lambda i: self._vh(policy)),
+                          (self.BARE, lambda i: self._bash(bare(i))),
+                          (self.VH_NV, lambda i: self._vh(policy, "--no-verify"))], w.scale.runs)
+
+
+def status(world: World, results: dict[str, Scenario], nightly: Nightly) -> None:
+    """`vhbackup status` with a history of N recorded runs, and with one."""
+    from vhbackup import state
+    w = world
+    n = w.scale.status_history
+    scen = results["status"] = Scenario("status", f"`vhbackup status` with {n:,} recorded runs")
+    policies = {}
+    for label, history in ((f"vhbackup status ({n:,} runs)", n), ("vhbackup status (1 run)", 1)):
+        state_dir = w.path("state", f"status-{history}")
+        shutil.rmtree(state_dir, ignore_errors=True)
+        os.makedirs(state_dir, mode=0o700)
+        for name in os.listdir(nightly.vh_state):
+            if name.endswith(".json") and not name.startswith("running-"):
+                shutil.copy2(os.path.join(nightly.vh_state, name), state_dir)
+        sizes = state.run_sizes(state_dir)
+        real = sorted(sizes.items())[-1:] if history == 1 else sorted(sizes.items())
+        start = datetime(2000, 1, 1, 2, tzinfo=timezone.utc)
+        synthetic = {(start + timedelta(days=d)).strftime("%Y%m%d-%H%M%S-0000"): 10**9 + d
+                     for d in range(max(0, history - len(real)))}
+        state.write_json_atomic(os.path.join(state_dir, "run-sizes.json"), {**synthetic, **dict(real)})
+        repo, cache = nightly.rec.repo, nightly.rec.cache
+        policies[label] = w.write_policy(f"status-{history}", repo, cache, nightly.services, nightly.databases,
+                                         state_dir=state_dir)
+    floor = "python3 -m vhbackup --version"
+    scen.commands = {label: shown(" ".join(w.vh(p, "status")), w) for label, p in policies.items()}
+    scen.commands[floor] = f"{PYTHON} -m vhbackup --version"
+    scen.method = [
+        "Each state_dir holds the records of the nightly scenario's vhbackup runs (last run, last success, "
+        "items, metrics); the history a run leaves that grows with the number of runs is `run-sizes.json` "
+        f"(vhbackup keeps at most 10,000 entries): filled to {n:,} runs with `vhbackup.state.write_json_atomic`, "
+        "or cut to one.",
+        f"`{floor}` is Python's start-up plus vhbackup's command-line module: the floor of any command.",
+    ]
+    print("scenario: status", flush=True)
+    contenders = [(label, lambda i, p=p: run(w.vh(p, "status"), env=w.vh_env(), cwd=ROOT, own=True, log=w.log))
+                  for label, p in policies.items()]
+    contenders.append((floor, lambda i: run([PYTHON, "-m", "vhbackup", "--version"], env=w.vh_env(), cwd=ROOT,
+                                            log=w.log)))
+    interleave(scen, contenders, w.scale.status_runs)
+
+
+#: The policy template's retention (etc/vhbackup/policy.yml).
+RETENTION = {"last": 7, "daily": 30, "weekly": 52, "monthly": 36, "yearly": 5}
+
+
+def synthetic_snapshots(runs: int, groups: int, now: datetime, seed: int) -> list[dict]:
+    """What `restic snapshots --json` prints for ``runs`` daily vhbackup runs of ``groups`` snapshots each."""
+    import random
+    rng = random.Random(seed)
+    out = []
+    for day in range(runs):
+        at = (now - timedelta(days=runs - day)).replace(hour=2, minute=0, second=0, microsecond=0)
+        run_id = at.strftime("%Y%m%d-%H%M%S-") + f"{rng.getrandbits(16):04x}"
+        for g in range(groups):
+            t = at + timedelta(seconds=rng.randint(0, 900), microseconds=rng.randint(0, 999999))
+            tags = ["vhbackup", f"run:{run_id}"]
+            if g == 0:
+                tags += [f"service:svc{s:02d}" for s in range(10)]
+                paths = [f"/srv/svc{s:02d}" for s in range(10)]
             else:
-                load = ["pg_restore", *datasets.PG, "--clean", "--if-exists", "--single-transaction",
-                        "--exit-on-error", "-d", target, files[label]]
+                tags += [f"db:db{g:02d}", f"service:svc{g % 10:02d}"]
+                paths = [f"/postgresql-db{g:02d}.dump"]
+            snap_id = f"{rng.getrandbits(256):064x}"
+            out.append({"time": t.isoformat(timespec="microseconds"), "tree": f"{rng.getrandbits(256):064x}",
+                        "paths": paths, "hostname": HOST, "username": "root", "uid": 0, "gid": 0,
+                        "tags": tags, "program_version": "restic 0.18.0", "id": snap_id, "short_id": snap_id[:8],
+                        "summary": {"files_new": 0, "files_changed": 1, "files_unmodified": 2000,
+                                    "data_added": rng.randint(0, 10**7), "total_bytes_processed": 10**9}})
+    return out
 
-            def restore(i: int, load=load) -> Sample:
-                datasets.pg_drop(target)
-                quiet(["createdb", *datasets.PG, "-T", "template0", target])
-                return run(load, log=w.log)
-            contenders.append((f"restore {label}", restore))
-        try:
-            alternate(scen, contenders, w.scale.runs)
-        finally:
-            datasets.pg_drop(target)
-            for path in files.values():
-                os.unlink(path)
 
-    def restore(self, results: dict[str, Scenario], kind: str = "postgresql") -> None:
-        """Scenario 5b: one database into a new database, vhbackup vs `restic dump | pg_restore` (or `| mariadb`)."""
-        w, n = self.w, self.w.scale.runs
-        pg = kind == "postgresql"
-        key, state_key = ("restore_db", "db_pg") if pg else ("restore_my", "db_my")
-        loader = ("pg_restore " + " ".join(datasets.PG) + " --clean --if-exists --single-transaction "
-                  "--exit-on-error -d NEW") if pg else ("mariadb " + " ".join(datasets.MY)
-                                                       + " --default-character-set=utf8mb4 NEW")
-        scen = results[key] = Scenario(
-            key, f"5{'b' if pg else 'c'}. Restore the {'PostgreSQL' if pg else 'MariaDB'} database into a new database",
-            "Both load the same snapshot of vhbackup's repository into an empty database created "
-            f"(untimed) before each run and dropped after it. Bare: `restic dump latest FILE | {loader}`, "
-            "the tool and options vhbackup uses.")
-        print(f"scenario 5b: restore {kind} database", flush=True)
-        vh_label = "vhbackup restore --into-database"
-        bare_label = BASELINE_RESTORE[kind]
-        if state_key not in getattr(self, "state", {}):
-            scen.fail(vh_label, f"no {kind} backup to restore")
-            return
-        (repo, cache), policy = self.state[state_key]
-        target = datasets.unique_name("vhbench_restore")
-        listing = quiet([w.restic, "ls", "--json", "latest"], env=w.restic_env(repo, cache)).decode()
-        path = next(json.loads(line)["path"] for line in listing.splitlines()
-                    if line.startswith("{") and json.loads(line).get("type") == "file")
-        load = loader.replace("NEW", target)
+def retention(world: World, results: dict[str, Scenario]) -> None:
+    """vhbackup.retention.plan on a synthetic snapshot list, in a subprocess of its own (time and peak RSS)."""
+    w, sc = world, world.scale
+    now = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
+    snaps = synthetic_snapshots(sc.retention_runs, sc.retention_groups, now, w.seed)
+    listing = w.path("retention-snapshots.json")
+    with open(listing, "w") as fh:
+        json.dump(snaps, fh)
+    label = f"retention plan ({sc.retention_runs:,} runs × {sc.retention_groups} groups)"
+    scen = results["retention"] = Scenario("retention", f"Retention planning: {label}")
+    probe = os.path.join(ROOT, "bench", "retention_probe.py")
+    argv = [PYTHON, probe, listing, json.dumps(RETENTION), now.isoformat()]
+    scen.commands = {label: shown(" ".join(shlex.quote(a) for a in argv), w)}
+    scen.method = [
+        f"A `restic snapshots --json` listing of {len(snaps):,} snapshots ({sc.retention_runs:,} daily runs × "
+        f"{sc.retention_groups} groups: one files snapshot of 10 services and {sc.retention_groups - 1} databases; "
+        f"{os.path.getsize(listing) / 2**20:.1f} MiB of JSON) is written beforehand.",
+        "`bench/retention_probe.py` (a process of its own) reads it, turns it into snapshots with "
+        "`vhbackup.restic.parse_snapshots` (what `prune` does with restic's output) and runs "
+        f"`vhbackup.retention.plan` with the policy template's retention ({RETENTION}).",
+        "**plan time**: `time.perf_counter()` around parsing and planning; **peak RSS**: the process's `VmHWM` "
+        "(`/proc/self/status`) at the end, interpreter and imports included.",
+    ]
+    print("scenario: retention planning", flush=True)
 
-        def drop() -> None:
-            if pg:
-                datasets.pg_drop(target)
-            else:
-                datasets.my_drop(target)
+    def one(i: int) -> Sample:
+        import subprocess
+        import time
+        start = time.monotonic()
+        out = subprocess.run(argv, env=w.vh_env(), cwd=ROOT, capture_output=True, text=True)
+        wall = time.monotonic() - start
+        if out.returncode != 0:
+            from bench.measure import CommandFailed
+            raise CommandFailed(f"{probe} exited {out.returncode}: {out.stderr.strip()[-500:]}")
+        facts = json.loads(out.stdout)
+        return Sample(wall=wall, cpu=facts["cpu"], own_rss=facts["vmhwm"], extra=facts)
 
-        def fresh() -> None:
-            drop()
-            if pg:
-                quiet(["createdb", *datasets.PG, "-T", "template0", target])
-            else:
-                datasets.my_sql(f"CREATE DATABASE `{target}` CHARACTER SET utf8mb4")
+    interleave(scen, [(label, one)], sc.retention_samples)
+    if scen.samples.get(label):
+        facts = scen.samples[label][0].extra
+        scen.notes.append(f"{facts['groups']} groups; kept {facts['kept']:,} snapshots, removed "
+                          f"{facts['removed']:,}")
 
-        def vh(i: int) -> Sample:
-            fresh()
-            return run(w.vh(policy, "restore", "--latest", "--database", "pgdb" if pg else "mydb",
-                            "--into-database", target), env=w.vh_env(), cwd=ROOT, own=True, log=w.log)
 
-        def bare(i: int) -> Sample:
-            fresh()
-            pipe = f"set -eo pipefail; {shlex.quote(w.restic)} dump latest {path} | {load}"
-            return run(["bash", "-c", pipe], env=w.restic_env(repo, cache), log=w.log)
+def dump_sizes(nightly: Nightly) -> dict[str, int]:
+    """Bytes each recorded dump writes (untimed; for the report's data section)."""
+    import subprocess
+    out = {}
+    for name, job in sorted(nightly.rec.jobs.items()):
+        if job.dump is None:
+            continue
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "PG", "MYSQL"))}
+        env.update(dict(job.dump.env))
+        proc = subprocess.Popen([job.dump.binary, *job.dump.argv], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=env)
+        total = 0
+        while chunk := proc.stdout.read(1 << 20):
+            total += len(chunk)
+        proc.wait()
+        out[name] = total
+    return out
 
-        try:
-            alternate(scen, [(vh_label, vh), (bare_label, bare)], n)
-        finally:
-            drop()
 
-    def borgmatic_db(self):
-        """borgmatic streams pg_dump through a named pipe into borg; same format options as vhbackup."""
-        w = self.w
-        name = "db-borg"
-        repo = w.path("repos", name)
-        pg = [{"name": self.pg_name, "hostname": "127.0.0.1", "port": 5432, "username": "postgres",
-               "format": "custom", "options": " ".join(a for a in PG_FORMAT if a != "-Fc")}]
-        config = write_borgmatic_config(w, name, repo, [], postgresql=pg)
-        env = borgmatic_env(w, w.path("borg", name, "home"))
-        quiet([self.borgmatic, "-c", config, "repo-create", "--encryption", "repokey"], env=env, log=w.log)
-        return lambda i: run([self.borgmatic, "-c", config, "create"], env=env, own=i >= 0, scratch=True,
-                             log=w.log)
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run bench/run.py")

@@ -1,4 +1,4 @@
-"""The benchmark's world: scale, directories, restic repositories, policies, borgmatic's venv, versions."""
+"""The benchmark's world: scale, directories, restic repositories, policies, the machine and its versions."""
 
 from __future__ import annotations
 
@@ -18,32 +18,38 @@ from bench.measure import quiet
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = "/usr/bin/python3"
 CACHE = os.environ.get("BENCH_CACHE", "/var/cache/vhbackup-bench")
-VENV = os.path.join(CACHE, "venv")
-BORGMATIC_VERSION = "2.1.10"
 HOST = "bench"
 
 
 @dataclass(frozen=True)
 class Scale:
+    """The sizes of one benchmark scale (``reference`` is the layout the targets of issue 14 name)."""
     name: str
-    files: int
-    bytes: int
-    pg_scale: int
-    my_rows: int
-    rss_scales: tuple[int, int]
-    runs: int
-    latency_runs: int
-    events_rows: int = 0
+    services: int
+    files_per_service: int
+    bytes_per_service: int
+    pg_scale: int  # pgbench -i -s
+    my_rows: int  # rows of the MariaDB table
+    runs: int  # rounds of the side-by-side scenarios
+    status_history: int  # recorded runs in state_dir for `vhbackup status`
+    status_runs: int
+    retention_runs: int  # runs (one per day) of the synthetic snapshot list
+    retention_groups: int  # snapshot groups (files, databases) per run
+    retention_samples: int
+    change_fraction: float = 0.01  # of the files, rewritten before each nightly round
 
 
 SCALES = {
-    "tiny": Scale("tiny", files=300, bytes=8 << 20, pg_scale=1, my_rows=20_000, rss_scales=(1, 3),
-                  runs=2, latency_runs=5, events_rows=30_000),
-    "small": Scale("small", files=3000, bytes=100 << 20, pg_scale=5, my_rows=200_000, rss_scales=(1, 10),
-                   runs=3, latency_runs=15, events_rows=300_000),
-    "large": Scale("large", files=20000, bytes=1 << 30, pg_scale=20, my_rows=2_000_000, rss_scales=(10, 200),
-                   runs=5, latency_runs=30, events_rows=1_200_000),
+    # A smoke test of every code path (about 2 minutes): the figures mean little.
+    "tiny": Scale("tiny", services=10, files_per_service=100, bytes_per_service=1 << 20, pg_scale=1,
+                  my_rows=20_000, runs=3, status_history=10_000, status_runs=9, retention_runs=1100,
+                  retention_groups=12, retention_samples=3),
+    # Issue 14's reference layout; the targets are judged at this scale.
+    "reference": Scale("reference", services=10, files_per_service=2000, bytes_per_service=20 * 10**6,
+                       pg_scale=20, my_rows=2_000_000, runs=5, status_history=10_000, status_runs=21,
+                       retention_runs=1100, retention_groups=12, retention_samples=5),
 }
+DEFAULT_SCALE = "reference"
 
 
 @dataclass
@@ -55,7 +61,8 @@ class World:
     log: str
     password_file: str
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    cleanup: list = field(default_factory=list)
+    run_id: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("bench-%Y%m%d-%H%M%S-")
+                        + secrets.token_hex(2))
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.work, *parts)
@@ -81,13 +88,14 @@ class World:
     # --- vhbackup -------------------------------------------------------------
 
     def write_policy(self, name: str, repo: str, cache: str, services: dict[str, list[str]] | None = None,
-                     databases: dict[str, dict] | None = None) -> str:
+                     databases: dict[str, dict] | None = None, restic_binary: str | None = None,
+                     state_dir: str | None = None) -> str:
         import yaml
         doc: dict = {
             "repository": {"url": repo, "password_file": self.password_file, "cache_dir": cache},
             "host": HOST,
-            "state_dir": self.path("state", name),
-            "restic_binary": self.restic,
+            "state_dir": state_dir or self.path("state", name),
+            "restic_binary": restic_binary or self.restic,
             "checks": {"min_free_space": "1MiB"},
         }
         if databases:
@@ -124,52 +132,6 @@ def make_world(scale_name: str, seed: int, restic: str) -> World:
                  log=os.path.join(work, "bench.log"), password_file=password)
 
 
-# --- borgmatic ------------------------------------------------------------------
-
-def borgmatic_binary() -> str:
-    """borgmatic in a venv of its own (a contender, not a dependency of vhbackup); created on first use."""
-    binary = os.path.join(VENV, "bin", "borgmatic")
-    if os.access(binary, os.X_OK):
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
-        if out == BORGMATIC_VERSION:
-            return binary
-    print(f"bench: installing borgmatic {BORGMATIC_VERSION} into {VENV}", flush=True)
-    shutil.rmtree(VENV, ignore_errors=True)
-    quiet([PYTHON, "-m", "venv", VENV])
-    quiet([os.path.join(VENV, "bin", "pip"), "install", "-q", f"borgmatic=={BORGMATIC_VERSION}"])
-    return binary
-
-
-def borgmatic_env(world: World, home: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BORG", "PG", "MYSQL"))}
-    os.makedirs(home, exist_ok=True)
-    env.update(HOME=home, LC_ALL="C.UTF-8", XDG_RUNTIME_DIR=os.path.join(home, "run"),
-               XDG_STATE_HOME=os.path.join(home, "state"), XDG_CACHE_HOME=os.path.join(home, "cache"),
-               XDG_CONFIG_HOME=os.path.join(home, "config"))
-    os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
-    return env
-
-
-def write_borgmatic_config(world: World, name: str, repo: str, sources: list[str],
-                           postgresql: list[dict] | None = None) -> str:
-    import yaml
-    doc: dict = {
-        "source_directories": sources,
-        "repositories": [{"path": repo, "label": name}],
-        "encryption_passcommand": f"cat {world.password_file}",
-        "compression": "zstd,3",
-        "archive_name_format": "bench-{now:%Y%m%dT%H%M%S.%f}",
-        "borg_base_directory": world.path("borg", name, "base"),
-    }
-    if postgresql:
-        doc["postgresql_databases"] = postgresql
-    path = world.path("borg", name, "config.yaml")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as fh:
-        yaml.safe_dump(doc, fh, sort_keys=False)
-    return path
-
-
 # --- what the report says about the machine ---------------------------------------
 
 def _first_line(argv: list[str]) -> str:
@@ -177,10 +139,21 @@ def _first_line(argv: list[str]) -> str:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     except OSError:
         return "not installed"
-    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "?"
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else "?"
 
 
-def machine_info(world: World, borgmatic: str | None) -> dict[str, str]:
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages."""
+    with open("/proc/loadavg") as fh:
+        return [float(x) for x in fh.read().split()[:3]]
+
+
+def restic_version(restic: str) -> str:
+    return _first_line([restic, "version"])
+
+
+def machine_info(world: World) -> dict[str, str]:
     cpu = "?"
     with open("/proc/cpuinfo") as fh:
         for line in fh:
@@ -203,22 +176,17 @@ def machine_info(world: World, borgmatic: str | None) -> dict[str, str]:
         with open("/etc/os-release") as fh:
             os_name = dict(line.rstrip("\n").split("=", 1) for line in fh if "=" in line).get(
                 "PRETTY_NAME", "?").strip('"')
-    info = {
-        "CPU": f"{cpu}, {os.cpu_count()} cores (virtualisation: {virt})",
+    return {
+        "CPU": f"{cpu} (virtualisation: {virt})",
+        "cores": str(os.cpu_count()),
         "RAM": f"{mem_kib / 1024 / 1024:.1f} GiB",
         "OS / kernel": f"{os_name} / {platform.release()}",
         "Disk (work dir)": f"{disk} {rotational}".strip(),
-        "restic": f"{_first_line([world.restic, 'version'])} ({world.restic})",
-        "borg": _first_line(["borg", "--version"]),
-        "borgmatic": f"{_first_line([borgmatic, '--version'])} (pip, in {VENV})" if borgmatic else "not run",
         "PostgreSQL": _first_line(["psql", "-h", "127.0.0.1", "-U", "postgres", "-At", "-c", "SHOW server_version"]),
         "MariaDB": _first_line(["mysql", "-h", "127.0.0.1", "-u", "root", "-N", "-e", "SELECT VERSION()"]),
         "pg_dump": _first_line(["pg_dump", "--version"]),
         "Python": _first_line([PYTHON, "--version"]),
-        "vhbackup": _first_line(["git", "-C", ROOT, "describe", "--always", "--dirty"]),
-        "load average at start": " ".join(open("/proc/loadavg").read().split()[:3]),
     }
-    return info
 
 
 def dump_json(path: str, data) -> None:

@@ -21,10 +21,6 @@ import base64
 import hashlib
 import json
 import os
-import socket
-import ssl
-import urllib.error
-import urllib.request
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -58,12 +54,16 @@ class _Rest:
             self.headers["Authorization"] = f"Basic {token}"
         self.context = None
         if parts.scheme == "https":
+            import ssl  # here, not at the top: most runs never speak HTTP, and every run pays its imports
             cafile = repo.env.get("RESTIC_CACERT")
             self.context = ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
         self.timeout = min(repo.timeout, _REQUEST_TIMEOUT)
         self.shown = display_url(repo.url)
 
     def request(self, path: str, method: str = "GET", accept: str | None = None) -> bytes:
+        import socket
+        import urllib.error
+        import urllib.request
         headers = dict(self.headers)
         if accept:
             headers["Accept"] = accept

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -126,6 +127,49 @@ def parse_time(text: str) -> datetime:
     frac = (match.group(2) or ".0")[:7]
     zone = "+00:00" if match.group(3) == "Z" else match.group(3)
     return datetime.fromisoformat(match.group(1) + frac + zone)
+
+
+def parse_snapshots(text: str) -> list[Snapshot]:
+    """``restic snapshots --json`` output as snapshots, oldest first.
+
+    The array is decoded one snapshot at a time and only what vhbackup reads
+    is kept (tags and host names shared, the summary's size only), so that
+    planning the retention of years of runs stays small (``make bench``).
+    """
+    snaps = [
+        Snapshot(id=s["id"], time=parse_time(s["time"]), host=sys.intern(s.get("hostname", "")),
+                 tags=tuple(sys.intern(t) for t in s.get("tags") or ()),
+                 paths=tuple(sys.intern(p) for p in s.get("paths") or ()),
+                 summary={k: v for k, v in (s.get("summary") or {}).items() if k in _SUMMARY_KEPT})
+        for s in _json_array(text)
+    ]
+    return sorted(snaps, key=lambda s: s.time)
+
+
+#: The one figure of a snapshot's summary that vhbackup reads (runs.Run.size).
+_SUMMARY_KEPT = ("total_bytes_processed",)
+
+
+def _json_array(text: str) -> Iterator[dict]:
+    """The items of a JSON array (or nothing for empty output or null), decoded one by one."""
+    decoder = json.JSONDecoder()
+    ws = re.compile(r"[ \t\n\r]*")
+    i = ws.match(text or "").end()
+    if not text or i == len(text) or text[i] != "[":
+        yield from json.loads(text or "[]") or []
+        return
+    i = ws.match(text, i + 1).end()
+    if text.startswith("]", i):
+        return
+    while True:
+        item, i = decoder.raw_decode(text, i)
+        yield item
+        i = ws.match(text, i).end()
+        if text.startswith("]", i):
+            return
+        if not text.startswith(",", i):
+            raise ValueError(f"expected ',' or ']' at offset {i} of restic's snapshot list")
+        i = ws.match(text, i + 1).end()
 
 
 def literal_pattern(path: str) -> str:
@@ -484,14 +528,7 @@ class Restic:
         args = ["snapshots", "--json"]
         for tag in tags:
             args.append(f"--tag={tag}")
-        result = self.run(*args, *ids)
-        snaps = [
-            Snapshot(id=s["id"], time=parse_time(s["time"]), host=s.get("hostname", ""),
-                     tags=tuple(s.get("tags") or ()), paths=tuple(s.get("paths") or ()),
-                     summary=s.get("summary") or {})
-            for s in json.loads(result.stdout or "[]") or []
-        ]
-        return sorted(snaps, key=lambda s: s.time)
+        return parse_snapshots(self.run(*args, *ids).stdout)
 
     # --- backup ---------------------------------------------------------------
 

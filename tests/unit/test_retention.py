@@ -154,3 +154,34 @@ def test_a_within_longer_than_the_calendar_keeps_everything_not_a_traceback(seco
     snaps = [snap(i, NOW - timedelta(days=400 * i)) for i in range(4)]
     d = retention.apply(snaps, Retention(within="forever", within_seconds=seconds), now=NOW)
     assert ids(d.keep) == [0, 1, 2, 3] and d.remove == []
+
+# --- restic's snapshot list, as prune reads it ---------------------------------------
+
+def test_parse_snapshots_reads_restics_listing_oldest_first_keeping_only_what_vhbackup_uses():
+    from vhbackup.restic import parse_snapshots
+    text = ('[{"time":"2026-02-01T02:00:00.123456789+01:00","tree":"t","paths":["/srv/a"],"hostname":"web01",'
+            '"username":"root","tags":["vhbackup","run:r2","service:a"],"id":"' + "b" * 64 + '",'
+            '"summary":{"files_new":3,"total_bytes_processed":4096}},\n'
+            ' {"time":"2026-01-01T02:00:00Z","paths":["/postgresql-db.dump"],"hostname":"web01",'
+            '"tags":["vhbackup","run:r1","db:db"],"id":"' + "a" * 64 + '"}]\n')
+    first, second = parse_snapshots(text)
+    assert (first.id, second.id) == ("a" * 64, "b" * 64)
+    assert first.time == datetime(2026, 1, 1, 2, tzinfo=UTC) and first.summary == {}
+    assert second.time == datetime(2026, 2, 1, 1, 0, 0, 123456, tzinfo=UTC)
+    assert second.tags == ("vhbackup", "run:r2", "service:a") and second.paths == ("/srv/a",)
+    assert second.summary == {"total_bytes_processed": 4096}
+    assert second.host == first.host == "web01"
+
+
+@pytest.mark.parametrize("text", ["", "null", "[]", " [\n] \n", "null\n"])
+def test_parse_snapshots_of_an_empty_listing_is_empty(text):
+    from vhbackup.restic import parse_snapshots
+    assert parse_snapshots(text) == []
+
+
+def test_parse_snapshots_refuses_a_broken_listing():
+    from vhbackup.restic import parse_snapshots
+    with pytest.raises(ValueError):
+        parse_snapshots('[{"id": "a", "time": "2026-01-01T00:00:00Z"} {"id": "b"}]')
+    with pytest.raises(ValueError):
+        parse_snapshots('[{"id": "a", "time": "2026-01-01T00:00:00Z"},')
