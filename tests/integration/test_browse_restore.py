@@ -265,8 +265,10 @@ def test_ls_shows_a_runs_paths_and_database_items(env, tmp_path):
     result = env.vh("ls", run, "--json")
     assert result.returncode == 0, result.stderr
     items = json.loads(result.stdout)["items"]
-    assert [(i["type"], i["path"]) for i in items] == [("dir", str(app)), ("database", "db:main")]
-    assert items[1]["size"] == 100
+    # The run also holds the policy it was made with (the recovery bundle): a path like any other.
+    assert [(i["type"], i["path"]) for i in items] == [("dir", str(app)), ("file", str(env.policy_file)),
+                                                       ("database", "db:main")]
+    assert items[2]["size"] == 100
     human = env.vh("ls")
     assert "database" in human.stdout and "db:main" in human.stdout and str(app) in human.stdout
     missing = env.vh("ls", run, str(app / "nope"))
