@@ -127,8 +127,10 @@ def test_service_backup_holds_only_that_service(world):
     snap_id = world.run_b["snapshots"][0]["id"]
     listed = world.env.run_restic("ls", "--json", snap_id).stdout.splitlines()
     paths = [json.loads(line)["path"] for line in listed if '"struct_type":"node"' in line.replace(" ", "")]
-    assert paths and all(p == "/" or str(world.tree / "srv/hub/data").startswith(p) or
+    policy = os.path.realpath(world.env.policy_file)  # the recovery bundle, beside the service's paths
+    assert paths and all(p == "/" or str(world.tree / "srv/hub/data").startswith(p) or policy.startswith(p) or
                          p.startswith(str(world.tree / "srv/hub/data")) for p in paths), paths
+    assert policy in paths
     assert not any("/etc/" in p or "/agent/" in p for p in paths)
     assert not any(p.endswith("skip.tmp") for p in paths)
 
@@ -203,9 +205,10 @@ def test_restore_list_and_json(world):
     assert runs[1]["services"][0] == "system" and sorted(runs[1]["services"]) == ["agent", "hub", "system"]
     assert runs[0]["services"] == ["hub"]
     assert all(r["host"] == HOST and r["databases"] == [] for r in runs)
-    assert runs[1]["size"] == sum(e.size for e in world.expected.values() if e.kind == "file")
+    policy_size = os.path.getsize(world.env.policy_file)  # every files snapshot holds the policy too
+    assert runs[1]["size"] == sum(e.size for e in world.expected.values() if e.kind == "file") + policy_size
     assert runs[0]["size"] == sum(e.size for k, e in world.expected.items()
-                                  if e.kind == "file" and k.startswith("srv/hub/data/"))
+                                  if e.kind == "file" and k.startswith("srv/hub/data/")) + policy_size
     restic_ids = {s["id"] for s in json.loads(world.env.run_restic("snapshots", "--json").stdout)}
     assert {s["id"] for r in runs for s in r["snapshots"]} == restic_ids
     assert all(s["short_id"] == s["id"][:8] for r in runs for s in r["snapshots"])

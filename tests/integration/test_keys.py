@@ -87,35 +87,33 @@ KILLER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("step", keys.STEPS)
-def test_rotation_killed_at_every_step_stays_openable_and_a_rerun_finishes(repo, step):
-    password_file = str(repo.password_file)
-    old_password = repo.password_file.read_text()
-    before = key_ids(repo)[0]["id"]
-    killed = subprocess.run([PYTHON, "-c", KILLER, str(repo.policy_file), step], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
-    assert killed.returncode == -9, killed.stderr
-    side = keys.side_file(password_file)
-    assert opens(repo, password_file) or (os.path.exists(side) and opens(repo, side)), \
-        f"killed after {step}: neither {password_file} nor {side} opens the repository"
-    if os.path.exists(side):
-        assert stat.S_IMODE(os.stat(side).st_mode) == 0o600
-    if step != "done":
-        assert os.path.exists(side), f"killed after {step}: the side file is gone before the end"
+def restic_keys(env: Env) -> list[dict]:
+    return json.loads(env.run_restic("key", "list", "--json").stdout)
 
-    rerun = repo.vh("key", "rotate")
-    assert rerun.returncode == 0, rerun.stderr
-    assert not os.path.exists(side) and not os.path.exists(keys.new_file(password_file))
-    assert opens(repo, password_file)
-    listed = key_ids(repo)
-    assert len(listed) == 1 and listed[0]["current"], f"keys left after the rerun: {listed}"
-    assert listed[0]["id"] != before
-    if step == "done":  # the first rotation had finished; the rerun was a second, whole rotation
-        assert repo.password_file.read_text() != old_password
-    old_copy = repo.dir / "old-password"
-    old_copy.write_text(old_password)
-    old_copy.chmod(0o600)
-    assert not opens(repo, old_copy)
+
+def test_rotation_killed_at_every_step_stays_openable_and_a_rerun_finishes(repo):
+    """One repository, a rotation killed after each step in turn, each finished by a rerun."""
+    password_file = str(repo.password_file)
+    side = keys.side_file(password_file)
+    before = restic_keys(repo)[0]["id"]
+    for step in keys.STEPS:
+        password = repo.password_file.read_text()
+        killed = subprocess.run([PYTHON, "-c", KILLER, str(repo.policy_file), step], capture_output=True,
+                                text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+        assert killed.returncode == -9, f"{step}: {killed.stderr}"
+        assert opens(repo, password_file) or (os.path.exists(side) and opens(repo, side)), \
+            f"killed after {step}: neither {password_file} nor {side} opens the repository"
+        if step != "done":
+            assert os.path.exists(side), f"killed after {step}: the side file is gone before the end"
+            assert stat.S_IMODE(os.stat(side).st_mode) == 0o600
+        rerun = repo.vh("key", "rotate")
+        assert rerun.returncode == 0, f"{step}: {rerun.stderr}"
+        assert not os.path.exists(side) and not os.path.exists(keys.new_file(password_file)), step
+        assert repo.password_file.read_text() != password, step
+        listed = restic_keys(repo)  # opened with the password file: one key left, the new one
+        assert len(listed) == 1 and listed[0]["current"] and listed[0]["id"] != before, \
+            f"killed after {step}: keys left after the rerun: {listed}"
+        before = listed[0]["id"]
 
 
 def test_no_password_on_any_restic_command_line(repo, tmp_path):

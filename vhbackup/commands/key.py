@@ -62,8 +62,8 @@ def rotate(ctx: Context, restic: Restic, dry_run: bool = False) -> int:
         record.details.update(repository=display_url(restic.repo.url), old_key=done.old_key,
                               new_key=done.new_key, resumed=done.resumed)
     old = done.old_key[:8] if done.old_key else "none left (removed by the interrupted rotation)"
-    log.info("key rotated: new key %s, old key %s removed; %s holds the new password", done.new_key[:8], old,
-             password_file)
+    log.info("key rotated: new key %s, old key %s removed; %s holds the new password: copy it off-site, the "
+             "old one no longer opens the repository", done.new_key[:8], old, password_file)
     print(f"new key: {done.new_key}")
     print(f"old key: {done.old_key or 'already removed'}")
     return 0

@@ -17,7 +17,7 @@ import os
 import shlex
 from datetime import datetime, timezone
 
-from vhbackup import __version__, credentials, files
+from vhbackup import __version__, credentials
 from vhbackup.context import Context
 from vhbackup.policy import Policy
 from vhbackup.restic import Restic
