@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timezone
 import os
 import sys
 
@@ -95,7 +96,7 @@ def run(ctx: Context, args) -> int:
             raise NotFound(f"run {run_.id} does not hold {', '.join([*services, *dbs]) or 'anything requested'}; "
                            f"it has: {', '.join([*run_.services, *run_.databases]) or 'nothing'}")
     else:
-        run_ = runs.latest(all_runs, services, dbs)
+        run_ = runs.latest(all_runs, services, dbs, now=datetime.now(timezone.utc))
     includes = runs.includes(policy, run_, services)
     _describe(ctx, run_, services, dbs, target, includes)
     if ctx.dry_run:
