@@ -169,8 +169,9 @@ def evaluate(policy: Policy, now: float | None = None) -> Health:
     for action in ("verify", "drill"):
         record = records[action]
         if record is not None and record.get("status") == "failure":
-            text = (f"last {action} {_when(float(record['started']))} failed: "
-                    f"{record.get('error') or 'unknown error'}")
+            repo = (record.get("details") or {}).get("repository")
+            text = (f"last {action}{f' of repository {repo}' if repo else ''} {_when(float(record['started']))} "
+                    f"failed: {record.get('error') or 'unknown error'}")
             (warning if record.get("exit_code") == EXIT_LOCKED else critical).append(text)
     for record in (last, records["verify"], records["drill"]):
         if record is not None and float(record["started"]) > now + CLOCK_SKEW:
