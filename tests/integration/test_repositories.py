@@ -171,3 +171,35 @@ def test_a_failed_copy_makes_the_run_partial_and_names_the_copy(env, tmp_path):
     # The primary holds the run: restore reads it from there.
     assert json.loads((env.state_dir / "last-backup.json").read_text())["status"] == "partial"
     assert datetime.now(timezone.utc).year >= 2024
+
+
+def test_an_unreachable_primary_falls_back_to_a_copy(env, tmp_path):
+    tree = tmp_path / "data"
+    tree.mkdir()
+    (tree / "a.txt").write_text("kept off-site\n")
+    copy = str(tmp_path / "nas")
+    dead = f"rest:http://127.0.0.1:{free_port()}/gone/"
+    _policy(env, tree, {"main": {"url": dead, "timeout": "5s"}, "nas": {"url": copy, "role": "copy"}})
+    env.run_restic("-r", copy, "init")
+    env.run_restic("-r", copy, "backup", "--host", HOST, "--tag", "vhbackup", "--tag", "run:20260101-000000-abcd",
+                   "--tag", "service:system", str(tree))
+    listed = env.vh("restore", "--list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [r["id"] for r in json.loads(listed.stdout)] == ["20260101-000000-abcd"]
+    said = [ln for ln in listed.stderr.splitlines() if "using copy nas instead" in ln]
+    assert len(said) == 1 and "primary repository main cannot be used" in said[0], listed.stderr
+    assert ("cannot reach repository" in said[0] or "did not answer" in said[0]) and "127.0.0.1" in said[0]
+    target = tmp_path / "restored"
+    restored = env.vh("restore", "--latest", "--target", str(target))
+    assert restored.returncode == 0, restored.stderr
+    assert (target / str(tree).lstrip("/") / "a.txt").read_text() == "kept off-site\n"
+    # A wrong password on the primary is an error to fix, never a reason to read elsewhere.
+    _policy(env, tree, {"main": {"url": copy}, "other": {"url": str(tmp_path / "other"), "role": "copy"}})
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not the password of this repository\n")
+    wrong.chmod(0o600)
+    policy = yaml.safe_load(env.policy_file.read_text())
+    policy["repositories"]["main"]["password_file"] = str(wrong)
+    env.policy_file.write_text(yaml.safe_dump(policy))
+    refused = env.vh("restore", "--list")
+    assert refused.returncode == 78 and "wrong password" in refused.stderr and "using copy" not in refused.stderr
