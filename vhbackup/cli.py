@@ -103,12 +103,14 @@ def _remove_stale_restic_locks(ctx) -> None:
     on SIGINT; a stop in that window leaves a stale lock that would block
     the next run. ``restic unlock`` removes only locks of dead processes.
     """
-    if ctx is None or "restic" not in vars(ctx):
+    if ctx is None:
         return
-    try:
-        ctx.restic.unlock()
-    except (VhError, KeyboardInterrupt) as exc:
-        log.warning("could not remove stale restic locks (%s); run 'vhbackup unlock'", exc)
+    for restic in list(getattr(ctx, "_restics", {}).values()):  # every repository this run opened (copies too)
+        try:
+            restic.unlock()
+        except (VhError, KeyboardInterrupt) as exc:
+            log.warning("could not remove stale restic locks in repository %s (%s); run 'vhbackup unlock'",
+                        restic.repo.name, exc)
 
 
 def _bare_wait(argv: list[str]) -> list[str]:

@@ -79,7 +79,7 @@ def _run_facts(record: dict | None) -> dict | None:
 
 def _read(state_dir: str) -> dict:
     """Every record status needs; ValueError/OSError/KeyError/TypeError when one is unreadable."""
-    records = {"copies": state.read_lenient(state.copies_path(state_dir)),
+    records = {"copies": state.read_object(state.copies_path(state_dir)) or {},
                "last": state.read_object(state.last_run_path(state_dir, "backup")),
                "success": state.read_object(state.last_success_path(state_dir, "backup")),
                "items": state.read_items(state_dir),
@@ -161,7 +161,11 @@ def evaluate(policy: Policy, now: float | None = None) -> Health:
             critical.append(problem)
         elif level == WARNING:
             warning.append(problem)
-    repo_critical, repo_warning = _judge_repositories(policy, records, facts, now)
+    try:
+        repo_critical, repo_warning = _judge_repositories(policy, records, facts, now)
+    except (OSError, ValueError) as exc:
+        return unknown(f"cannot read the backup state in {state_dir}: {getattr(exc, 'strerror', None) or exc}",
+                       facts)
     critical += repo_critical
     warning += repo_warning
     if last is not None and last.get("status") == "partial" and not warning:
@@ -170,8 +174,9 @@ def evaluate(policy: Policy, now: float | None = None) -> Health:
     for action in ("verify", "drill"):
         record = records[action]
         if record is not None and record.get("status") == "failure":
-            text = (f"last {action} {_when(float(record['started']))} failed: "
-                    f"{record.get('error') or 'unknown error'}")
+            repo = (record.get("details") or {}).get("repository")
+            text = (f"last {action}{f' of repository {repo}' if repo else ''} {_when(float(record['started']))} "
+                    f"failed: {record.get('error') or 'unknown error'}")
             (warning if record.get("exit_code") == EXIT_LOCKED else critical).append(text)
     prune = records["prune"]
     if prune is not None and prune.get("status") == "failure":
@@ -232,6 +237,16 @@ def _judge_repositories(policy: Policy, records: dict, facts: dict, now: float) 
             entry.update(last_good_time=primary_time, status="primary")
             facts["repositories"][repo.name] = entry
             continue
+        for action in ("verify", "drill"):
+            checked = state.read_object(state.last_run_path(policy.state_dir, action, repo.name))
+            entry[f"last_{action}"] = _run_facts(checked) if checked else None
+            if checked and checked.get("status") == "failure":
+                try:
+                    when = _when(float(checked.get("started") or 0))
+                except (TypeError, ValueError):
+                    when = "?"
+                text = f"last {action} of repository {repo.name} {when} failed: {checked.get('error') or 'unknown error'}"
+                (warning if checked.get("exit_code") == EXIT_LOCKED else critical).append(text)
         record = copies.get(repo.name) if isinstance(copies.get(repo.name), dict) else {}
         last = record.get("last") if isinstance(record.get("last"), dict) else {}
         good = record.get("good") if isinstance(record.get("good"), dict) else {}

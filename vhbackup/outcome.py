@@ -168,9 +168,12 @@ def save(policy: Policy, record: Record | dict) -> bool:
         if action == "backup" and data.get("items"):
             state.write_json_atomic(state.items_path(state_dir),
                                     state.merge_items(state.read_lenient(state.items_path(state_dir)), data))
-        state.write_json_atomic(state.last_run_path(state_dir, action), data)
+        # A verify, drill or prune of a copy has records of its own: the primary's never hide its failure.
+        repo = (data.get("details") or {}).get("repository")
+        repo = repo if repo and repo != policy.repositories[0].name and action != "backup" else None
+        state.write_json_atomic(state.last_run_path(state_dir, action, repo), data)
         if data.get("status") in ("success", "partial"):
-            state.write_json_atomic(state.last_success_path(state_dir, action), data)
+            state.write_json_atomic(state.last_success_path(state_dir, action, repo), data)
     except OSError as exc:
         log.error("could not write the state file in %s: %s; 'vhbackup status' will report this run as "
                   "unrecorded", state_dir, exc.strerror or exc)

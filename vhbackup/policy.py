@@ -278,7 +278,8 @@ class Policy:
 
     @property
     def primary(self) -> Repository:
-        return self.repository
+        """The primary, also while a command works on another repository (``repository`` is then that one)."""
+        return self.repositories[0]
 
     @property
     def copies(self) -> tuple[Repository, ...]:

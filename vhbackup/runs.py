@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from vhbackup.errors import NotFound, UsageError
 from vhbackup.policy import SYSTEM_SERVICE, Policy
@@ -89,10 +89,23 @@ def find(runs: list[Run], ref: str) -> Run:
     raise NotFound(f"no backup run or snapshot matches {ref!r}; see 'vhbackup restore --list'")
 
 
-def latest(runs: list[Run], services: tuple[str, ...], databases: tuple[str, ...]) -> Run:
-    """The newest run that holds every requested service's files and every requested database."""
+#: A run dated further than this in the future is never "the latest" (a forged time, or a wrong clock).
+FUTURE_SKEW = 300.0
+
+
+def latest(runs: list[Run], services: tuple[str, ...], databases: tuple[str, ...],
+           now: datetime | None = None) -> Run:
+    """The newest run that holds every requested service's files and every requested database.
+
+    Runs dated in the future are passed over: a host that can only append
+    to a repository could otherwise forge "the latest" run with a future
+    time (``restic backup --time``). They stay restorable by ``--snapshot``.
+    ``now`` is the caller's clock (restore and drill pass theirs); None: no
+    run is in the future.
+    """
+    limit = now + timedelta(seconds=FUTURE_SKEW) if now is not None else None
     for run in runs:
-        if run.has(services, databases):
+        if (limit is None or run.time <= limit) and run.has(services, databases):
             return run
     wanted = ", ".join([*services, *(f"db:{d}" for d in databases)])
     raise NotFound(f"no backup run holds all of: {wanted}; see 'vhbackup restore --list' and pick one with --snapshot")

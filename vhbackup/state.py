@@ -86,13 +86,14 @@ def read_lenient(path: str) -> dict:
         return {}
 
 
-def last_run_path(state_dir: str, action: str) -> str:
-    return os.path.join(state_dir, f"last-{action}.json")
+def last_run_path(state_dir: str, action: str, repository: str | None = None) -> str:
+    """``last-<action>.json``; for a run on a repository other than the primary, ``last-<action>@<name>.json``."""
+    return os.path.join(state_dir, f"last-{action}{'@' + repository if repository else ''}.json")
 
 
-def last_success_path(state_dir: str, action: str) -> str:
+def last_success_path(state_dir: str, action: str, repository: str | None = None) -> str:
     """The newest run of ``action`` that succeeded (or, for a backup, made its snapshots but missed files)."""
-    return os.path.join(state_dir, f"last-success-{action}.json")
+    return os.path.join(state_dir, f"last-success-{action}{'@' + repository if repository else ''}.json")
 
 
 def running_path(state_dir: str, action: str) -> str:

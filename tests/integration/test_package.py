@@ -129,6 +129,9 @@ def test_relations(deb):
     assert relation_lines and not [line for line in relation_lines if "mongo" in line.lower()]
 
 
+DISABLED_TIMER = "vhbackup-maintenance.timer"
+
+
 def test_upgrades_never_start_stop_or_restart_a_service(deb, tmp_path):
     """Only the timers are handled by the maintainer scripts; a running backup survives an upgrade."""
     dpkg_deb("-e", str(deb), str(tmp_path))
@@ -140,9 +143,12 @@ def test_upgrades_never_start_stop_or_restart_a_service(deb, tmp_path):
     for line in invoked:
         assert ".service" not in line, line
     postinst = scripts["postinst"]
-    for timer in (u for u in UNITS if u.endswith(".timer")):
+    for timer in (u for u in UNITS if u.endswith(".timer") and u != DISABLED_TIMER):
         assert f"deb-systemd-helper enable '{timer}'" in postinst
         assert timer in " ".join(invoked)
+    # The maintenance role belongs on a trusted machine: shipped, never enabled nor started by the package.
+    assert f"deb-systemd-helper enable '{DISABLED_TIMER}'" not in postinst
+    assert DISABLED_TIMER not in " ".join(invoked)
     code = "\n".join(line for line in postinst.splitlines() if not line.lstrip().startswith("#"))
     assert "restic" not in code.replace("/etc/vhbackup/credentials/restic-password", ""), "postinst never runs restic"
     assert not re.search(r"\b(curl|wget|apt-get|pip)\b", code)

@@ -81,3 +81,29 @@ def test_repository_metrics(tmp_path):
     assert 'vhbackup_repository_last_status{repository="main"} 0' in text
     assert 'vhbackup_repository_last_status{repository="nas"} 1' in text
     assert f'vhbackup_repository_last_success_timestamp_seconds{{repository="main"}} {int(NOW - HOUR)}' in text
+
+
+def test_a_failed_verify_of_a_copy_stays_critical_after_the_primarys_verify_succeeds(tmp_path):
+    p = make_policy(tmp_path)
+    backup(p, NOW - HOUR)
+    for name in ("nas", "vault"):
+        state.record_copy(p.state_dir, name, "run-x", NOW - HOUR, True, None, ["abc"])
+    on_nas = outcome.Record(action="verify", run_id="v1", host="web01", started=NOW - 50 * 60, status="failure",
+                            error="pack 1234 is damaged", details={"repository": "nas"})
+    assert outcome.save(p, on_nas)
+    on_primary = outcome.Record(action="verify", run_id="v2", host="web01", started=NOW - 40 * 60,
+                                status="success", details={"repository": "main"})
+    assert outcome.save(p, on_primary)
+    h = health.evaluate(p, now=NOW)
+    assert h.level == health.CRITICAL, h.summary
+    assert "last verify of repository nas" in h.summary and "pack 1234 is damaged" in h.summary
+    assert h.facts["last_verify"]["run_id"] == "v2"  # the primary's own record
+    assert h.facts["repositories"]["nas"]["last_verify"]["run_id"] == "v1"
+
+
+def test_an_unreadable_copies_record_is_unknown(tmp_path):
+    p = make_policy(tmp_path)
+    backup(p, NOW - HOUR)
+    with open(state.copies_path(p.state_dir), "w") as fh:
+        fh.write("{not json")
+    assert health.evaluate(p, now=NOW).level == health.UNKNOWN

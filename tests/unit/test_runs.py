@@ -89,3 +89,14 @@ def test_parse_time_handles_restic_nanoseconds():
     t = parse_time("2026-11-28T02:00:00.123456789+01:00")
     assert t == datetime(2026, 11, 28, 1, 0, 0, 123456, tzinfo=timezone.utc)
     assert parse_time("2026-11-28T02:00:00Z") == datetime(2026, 11, 28, 2, tzinfo=timezone.utc)
+
+
+def test_latest_passes_over_runs_dated_in_the_future(all_runs):
+    """A forged run (restic backup --time in the future) is never "the latest"; --snapshot still finds it."""
+    forged = runs.group([snap("f", "20991231-000000-dead", 60 * 24 * 365 * 70, "service:system", "service:hub")])
+    everything = forged + all_runs
+    now = T0 + timedelta(days=3)
+    assert runs.latest(everything, ("system", "hub"), (), now=now).id == "20261130-020000-0003"
+    assert runs.latest(everything, ("hub",), ("pg",), now=now).id == "20261128-020000-0001"
+    assert runs.latest(everything, ("system", "hub"), ()).id == "20991231-000000-dead"  # no clock given
+    assert runs.find(everything, "20991231-000000-dead").id == "20991231-000000-dead"

@@ -47,6 +47,8 @@ def run(ctx: Context, args) -> int:
         print(f"dry run: would back up to {display_url(ctx.policy.repository.url)} as run {ctx.run_id}:")
         for line in chosen.describe():
             print(f"  {line}")
+        for repo in ctx.policy.copies:
+            print(f"  then copy the run to repository {repo.name} ({display_url(repo.url)})")
         if chosen.containers:
             running = service_units.running_containers(engine, chosen.containers, chosen.database_containers)
             print(f"  stopping and restarting containers ({engine}): "

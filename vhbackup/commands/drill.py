@@ -24,6 +24,7 @@ A problem fails the drill (exit 1), which alerts like a failed backup.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 import os
 import re
 import time
@@ -73,7 +74,7 @@ def run(ctx: Context, args) -> int:
             services = wanted.services
             dbs = tuple(db.name for db in wanted.databases)
             try:
-                chosen = runs.latest(all_runs, services, dbs)
+                chosen = runs.latest(all_runs, services, dbs, now=datetime.now(timezone.utc))
             except NotFound as exc:
                 raise VhError(str(exc)) from None  # a drill that finds nothing to drill is a failed drill
         else:

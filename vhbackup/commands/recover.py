@@ -31,10 +31,11 @@ def run(ctx: Context, args) -> int:
     failed = service_units.restart_left_over(policy.state_dir)
     settled = [action for action in state.ACTIONS if outcome.settle_interrupted(policy, action)]
     if settled and not args.no_unlock:
-        try:
-            ctx.restic.unlock()
-        except VhError as exc:
-            log.warning("could not remove stale restic locks: %s", exc)
+        for repo in policy.repositories:  # an interrupted copy leaves its lock in the copy
+            try:
+                ctx.restic_for(repo.name).unlock()
+            except VhError as exc:
+                log.warning("could not remove stale restic locks in repository %s: %s", repo.name, exc)
     if failed:
         log.error("%s did not start again; check 'systemctl status %s'", ", ".join(failed), failed[0])
         return EXIT_FAILURE

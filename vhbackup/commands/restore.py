@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timezone
 import os
 import stat
 import sys
@@ -160,7 +161,7 @@ def run(ctx: Context, args) -> int:
                            f"{', '.join([*services, *(f'db:{d}' for d in dbs)])}; see 'vhbackup restore --list'"
                            ) from None
     else:
-        run_ = runs.latest(all_runs, services, dbs)
+        run_ = runs.latest(all_runs, services, dbs, now=datetime.now(timezone.utc))
         newer = runs.newer_parts(all_runs, run_, services, dbs)
         for item, other in newer.items():
             log.warning("%s has a newer backup than run %s: run %s (%s); this restore brings back the older one "

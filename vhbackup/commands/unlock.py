@@ -18,6 +18,7 @@ def add_arguments(parser) -> None:
 
 def run(ctx: Context, args) -> int:
     with lock.held(ctx.policy.state_dir, NAME, ctx.wait):
-        ctx.restic.unlock()
+        for repo in ctx.policy.repositories:  # the primary and every copy
+            ctx.restic_for(repo.name).unlock()
     log.info("stale locks removed")
     return 0

@@ -99,6 +99,16 @@ def test_primary_and_two_copies(env, tmp_path, dbs, rest_server):
         listed = env.vh("restore", "--list", "--json", "--repository", name)
         assert [r["id"] for r in json.loads(listed.stdout)] == runs[::-1], listed.stderr
 
+    # verify and drill from a copy, with records of their own (the primary's stay the primary's).
+    verify = env.vh("verify", "--quick", "--repository", "offsite")
+    assert verify.returncode == 0, verify.stderr
+    drill = env.vh("drill", "--repository", "nas")
+    assert drill.returncode == 0, drill.stderr
+    assert (env.state_dir / "last-verify@offsite.json").exists() and (env.state_dir / "last-drill@nas.json").exists()
+    assert not (env.state_dir / "last-verify.json").exists() and not (env.state_dir / "last-drill.json").exists()
+    facts = json.loads(env.vh("status", "--json").stdout)
+    assert facts["repositories"]["nas"]["last_drill"]["status"] == "success"
+
     # The primary is gone: restore --latest and --list fall back to the first copy that opens, and say so.
     shutil.rmtree(urls["main"])
     target = tmp_path / "restored-fallback"
