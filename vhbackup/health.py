@@ -170,6 +170,7 @@ def evaluate(policy: Policy, now: float | None = None) -> Health:
                     f"{record.get('error') or 'unknown error'}")
             (warning if record.get("exit_code") == EXIT_LOCKED else critical).append(text)
     spot = records["spot"]
+    facts["last_spot"] = {k: spot.get(k) for k in ("run_id", "started", "level", "problems")} if spot else None
     if spot.get("level") in ("WARNING", "CRITICAL"):  # kept until a spot check passes, whatever runs between
         text = f"spot check {_when(float(spot.get('started') or 0))}: " + "; ".join(spot.get("problems") or ["?"])
         (critical if spot["level"] == "CRITICAL" else warning).append(text)

@@ -101,6 +101,8 @@ def test_daily_churn_passes_and_a_mass_deletion_is_a_warning(backed_up):
     assert record["status"] == "partial" and record["details"]["spot"]["level"] == "WARNING"
     status = env.vh("status")
     assert status.returncode == 1 and "spot check" in status.stdout and "app" in status.stdout, status.stdout
+    facts = json.loads(env.vh("status", "--json").stdout)
+    assert facts["last_spot"]["level"] == "WARNING", facts
 
 
 def test_odd_names_links_and_excludes_are_no_false_alarm(env, sample_tree):
