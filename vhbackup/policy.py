@@ -793,9 +793,9 @@ def _parse_ping(kind: str, node: _Node, out: dict, name: str) -> Ping:
     url, where = _url_or_file(m, out)
     if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
         raise where.error("must be an http:// or https:// URL without spaces")
-    for name in _PLACEHOLDER.findall(url):
-        if name not in MONITOR_PLACEHOLDERS:
-            raise where.error(f"unknown placeholder {{{name}}}; use {{action}}, {{status}} or {{host}}")
+    for placeholder in _PLACEHOLDER.findall(url):
+        if placeholder not in MONITOR_PLACEHOLDERS:
+            raise where.error(f"unknown placeholder {{{placeholder}}}; use {{action}}, {{status}} or {{host}}")
     if kind == "url" and "{status}" not in url:
         raise where.error("needs the {status} placeholder (start, success or fail), or the receiver cannot "
                           "tell a start from an end")
