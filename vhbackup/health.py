@@ -183,6 +183,7 @@ def evaluate(policy: Policy, now: float | None = None) -> Health:
         warning.append(f"last prune {_when(float(prune['started']))} failed: {prune.get('error') or 'unknown error'} "
                        f"(the retention policy is not applied; the repository keeps growing)")
     spot = records["spot"]
+    facts["last_spot"] = {k: spot.get(k) for k in ("run_id", "started", "level", "problems")} if spot else None
     if spot.get("level") in ("WARNING", "CRITICAL"):  # kept until a spot check passes, whatever runs between
         text = f"spot check {_when(float(spot.get('started') or 0))}: " + "; ".join(spot.get("problems") or ["?"])
         (critical if spot["level"] == "CRITICAL" else warning).append(text)

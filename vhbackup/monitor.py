@@ -55,7 +55,7 @@ class _Attempt:
         self.ping, self.req, self.deadline, self.after = ping, req, deadline, after
         self.error: BaseException | None = None
         self.done = False
-        self.thread = threading.Thread(target=self._run, daemon=True, name=f"vhbackup-ping-{ping.kind}")
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"vhbackup-ping-{ping.name}")
         self.thread.start()
 
     def _run(self) -> None:
@@ -99,7 +99,7 @@ class Pings:
             message = state.redact(message, self.secrets)
             wanted = set(_wanted(self.policy, self.action, status))
             for ping in self.policy.monitor.pings:
-                if ping not in wanted or ping.kind in self.skip:
+                if ping not in wanted or ping.name in self.skip:
                     continue
                 start = self._start_of(ping)
                 req = sender.request(ping, self.action, status, self.policy.host, message, body)
@@ -130,10 +130,10 @@ def report(status: str, attempts: list[_Attempt], secrets: list[str]) -> dict:
     for attempt in attempts:
         where = sender.describe(attempt.ping)
         if attempt.done:
-            sent.append(attempt.ping.kind)
+            sent.append(attempt.ping.name)
             log.info("%s ping sent to %s", status, where)
         else:
-            failed.append(attempt.ping.kind)
+            failed.append(attempt.ping.name)
             error = attempt.error if attempt.error is not None else TimeoutError("timed out")
             log.warning("could not send the %s ping to %s: %s; the run's result is not changed by this",
                         status, where, _error_line(error, attempt.ping, secrets))
@@ -148,7 +148,7 @@ def crashed(policy: Policy, action: str, unit: str, error: str, lines: Sequence[
             skip: set[str] = frozenset()) -> dict | None:
     """The OnFailure= path: ping ``fail`` for a run whose unit failed (not to the kinds in ``skip``, which the
     run pinged ``fail`` itself); what was sent, or None when no monitor was due."""
-    if action not in {a for p in policy.monitor.pings if p.kind not in skip for a in p.actions}:
+    if action not in {a for p in policy.monitor.pings if p.name not in skip for a in p.actions}:
         return None
     pings = Pings(policy, action, "", skip=skip)
     attempts = pings.finish_begin("fail", f"{unit} failed on {policy.host}: {error}"[:500], lines)

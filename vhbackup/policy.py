@@ -237,6 +237,8 @@ class Ping:
     actions: tuple[str, ...] = MONITORED_ACTIONS
     #: ``url`` kind only: GET (nothing in the body) or POST (the log tail in the body).
     method: str = "POST"
+    #: How records and lines name it: the kind, or ``kind#2`` for the second of a list of that kind.
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -958,15 +960,15 @@ def _url_or_file(m: _Map, out: dict) -> tuple[str, _Node]:
     return where.string(), where
 
 
-def _parse_ping(kind: str, node: _Node, out: dict) -> Ping:
+def _parse_ping(kind: str, node: _Node, out: dict, name: str) -> Ping:
     m = node.mapping()
     m.check_known(("url", "url_file", "timeout", "retries", "actions") + (("method",) if kind == "url" else ()))
     url, where = _url_or_file(m, out)
     if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
         raise where.error("must be an http:// or https:// URL without spaces")
-    for name in _PLACEHOLDER.findall(url):
-        if name not in MONITOR_PLACEHOLDERS:
-            raise where.error(f"unknown placeholder {{{name}}}; use {{action}}, {{status}} or {{host}}")
+    for placeholder in _PLACEHOLDER.findall(url):
+        if placeholder not in MONITOR_PLACEHOLDERS:
+            raise where.error(f"unknown placeholder {{{placeholder}}}; use {{action}}, {{status}} or {{host}}")
     if kind == "url" and "{status}" not in url:
         raise where.error("needs the {status} placeholder (start, success or fail), or the receiver cannot "
                           "tell a start from an end")
@@ -993,14 +995,26 @@ def _parse_ping(kind: str, node: _Node, out: dict) -> Ping:
         raise m.get("timeout").error(f"must be at most 1 min (a ping must never hold a run), got "
                                      f"{m.get('timeout').value()!r}")
     return Ping(kind=kind, url=url, timeout=timeout, retries=retries, actions=tuple(dict.fromkeys(actions)),
-                method=method)
+                method=method, name=name)
 
 
 def _parse_monitor(node: _Node, out: dict) -> None:
     m = node.mapping()
     m.check_known(MONITOR_KINDS)
-    out["monitor"] = Monitor(pings=tuple(_parse_ping(kind, m.get(kind), out)
-                                         for kind in MONITOR_KINDS if m.get(kind) is not None))
+    pings: list[Ping] = []
+    for kind in MONITOR_KINDS:
+        node = m.get(kind)
+        if node is None:
+            continue
+        if isinstance(node.node, yaml.SequenceNode):  # several checks of one kind, e.g. one per action
+            items = node.items()
+            if not items:
+                raise node.error("must list at least one monitor, or be left out")
+            pings += [_parse_ping(kind, item, out, kind if len(items) == 1 else f"{kind}#{i + 1}")
+                      for i, item in enumerate(items)]
+        else:
+            pings.append(_parse_ping(kind, node, out, kind))
+    out["monitor"] = Monitor(pings=tuple(pings))
 
 
 def _scalar(key: str, parse: Callable[[_Node], Any]) -> Callable[[_Node, dict], None]:

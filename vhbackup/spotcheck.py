@@ -170,6 +170,8 @@ def compare(ctx: Context, fs: Service, snapshot_id: str, run_id: str, nodes: lis
     unchanged = sorted(key for key, (size, mtime, _) in saved.items()
                        if key in now and now[key][0] == size and now[key][1] == mtime)
     result.changed = len(saved) - len(unchanged)
+    # a name that is not UTF-8 reaches restic's listing with U+FFFD in it: no --include can name it
+    unchanged = [key for key in unchanged if "\ufffd" not in key]
     changed_pct = 100.0 * result.changed / max(len(saved), 1)
     if saved and changed_pct > settings.spot_changed_tolerance:
         result.warnings.append(f"{result.changed} of {len(saved)} backed-up files changed or vanished since the "
@@ -216,6 +218,10 @@ def _content_mismatches(ctx: Context, snapshot_id: str, pairs: list[tuple[str, b
             got = _sha256(live_path)
             if got is None:
                 continue  # vanished or unreadable since the walk: not a content finding
+            if want is None:
+                log.warning("spot check: restic did not restore %r from snapshot %s; its content is not "
+                            "compared", restic_path, snapshot_id[:8])
+                continue
             if want != got:
                 out.append(restic_path)
         return sorted(out)
@@ -239,7 +245,7 @@ def check(ctx: Context, seed: int | None = None) -> list[ServiceSpot]:
             files = candidate.files
             if files is None or fs.name not in candidate.services:
                 continue
-            if not good.get("snapshot_id") or files.id == good.get("snapshot_id"):
+            if not good.get("snapshot_id") or files.id.startswith(str(good["snapshot_id"])):
                 snap, run = files, candidate
                 break
         if snap is None:  # the recorded good one is gone (pruned, another state_dir): the newest that holds it

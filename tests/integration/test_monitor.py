@@ -121,6 +121,25 @@ def test_a_failed_run_pings_start_then_fail_with_the_error(world, http, secret, 
         assert [r.path for r in hc(http, check)[before:]] == [hc_path(check, "start"), hc_path(check, "fail")]
 
 
+def test_one_check_per_action_from_a_list_of_one_kind(tmp_path, http):
+    env = make_env(tmp_path, restic_for("0.18"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "file").write_text("x\n")
+    backup_check, verify_check = str(uuid.uuid4()), str(uuid.uuid4())
+    env.write_policy(paths=[str(data)], monitor={"healthchecks": [
+        {"url": f"{http.url}/hc/{backup_check}", "actions": ["backup"]},
+        {"url": f"{http.url}/hc/{verify_check}", "actions": ["verify"]},
+    ]})
+    assert env.vh("init").returncode == 0
+    assert env.vh("backup").returncode == 0
+    assert env.vh("verify").returncode == 0
+    assert [r.path for r in http.requests] == [hc_path(backup_check, "start"), hc_path(backup_check, "success"),
+                                               hc_path(verify_check, "start"), hc_path(verify_check, "success")]
+    record = json.loads((env.state_dir / "last-verify.json").read_text())
+    assert record["details"]["monitor"]["sent"] == ["healthchecks#2"]
+
+
 def test_a_hanging_or_refusing_monitor_delays_the_run_by_at_most_its_timeout(tmp_path):
     env = make_env(tmp_path, restic_for("0.18"))
     data = tmp_path / "data"
@@ -204,6 +223,9 @@ def test_the_onfailure_handler_pings_fail_after_a_sigkilled_backup(tmp_path, htt
     ("monitor:\n  healthchecks:\n    url: https://x/y\n    actions: [restore]\n", 4,
      "monitor.healthchecks.actions", "unknown action 'restore'"),
     ("monitor:\n  pingdom:\n    url: https://x/y\n", 2, "monitor.pingdom", "unknown key"),
+    ("monitor:\n  healthchecks: []\n", 2, "monitor.healthchecks", "at least one"),
+    ("monitor:\n  healthchecks:\n    - url: https://x/y\n    - url: https://x/{host}\n      retries: -1\n", 5,
+     "monitor.healthchecks[1].retries", "integer >= 0"),
 ])
 def test_bad_monitor_settings_exit_78_with_file_line_and_key(tmp_path, monitor_yaml, line, key, message):
     env = make_env(tmp_path, restic_for("0.18"))

@@ -66,7 +66,8 @@ def test_files_encrypted_in_place_with_their_mtime_kept_fail_the_spot_check(back
     # a repository check that passes does not make status forget it: only a spot check that passes does
     assert env.vh("verify", "--quick").returncode == 0
     assert env.vh("status").returncode == 2
-    assert not list((env.dir / "cache" / "spot").glob("*")) if (env.dir / "cache" / "spot").exists() else True
+    scratch = env.dir / "cache" / "spot"
+    assert not scratch.exists() or not any(scratch.iterdir()), "the sample's scratch copy was left behind"
 
 
 def test_daily_churn_passes_and_a_mass_deletion_is_a_warning(backed_up):
@@ -100,3 +101,25 @@ def test_daily_churn_passes_and_a_mass_deletion_is_a_warning(backed_up):
     assert record["status"] == "partial" and record["details"]["spot"]["level"] == "WARNING"
     status = env.vh("status")
     assert status.returncode == 1 and "spot check" in status.stdout and "app" in status.stdout, status.stdout
+    facts = json.loads(env.vh("status", "--json").stdout)
+    assert facts["last_spot"]["level"] == "WARNING", facts
+
+
+def test_odd_names_links_and_excludes_are_no_false_alarm(env, sample_tree):
+    """Spaces, a newline, non-UTF-8 bytes and glob characters in names, symlinks, excluded files: all as backed up."""
+    hub = sample_tree / "srv/hub/data"
+    (hub / "glob[1]*?.txt").write_text("glob\n")
+    with open(os.path.join(os.fsencode(hub), b"latin1-\xe9t\xe9.txt"), "wb") as fh:
+        fh.write(b"not utf-8 name\n")
+    from tests.conftest import sample_policy
+    env.write_policy(**sample_policy(sample_tree), verify={"spot_sample": 1000})
+    assert env.vh("init").returncode == 0
+    assert env.vh("backup").returncode == 0
+    result = env.vh("verify", "--spot")
+    assert result.returncode == 0, result.stderr
+    spot = spot_record(env)
+    assert spot["level"] == "OK", spot
+    hub_spot = next(s for s in spot["services"] if s["service"] == "hub")
+    # every regular file but the excluded skip.tmp; the non-UTF-8 name is counted but not sampled
+    assert hub_spot["live_files"] == hub_spot["backed_files"] == 8 and hub_spot["changed"] == 0
+    assert hub_spot["sampled"] == 7 and hub_spot["mismatched"] == []

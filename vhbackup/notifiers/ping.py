@@ -44,7 +44,7 @@ def describe(ping: Ping) -> str:
     """Kind, scheme and host: paths and queries of monitoring URLs are the secret."""
     parts = urlsplit(ping.url.replace("{", "").replace("}", ""))
     port = f":{parts.port}" if parts.port else ""
-    return f"{ping.kind} at {parts.scheme}://{parts.hostname or '?'}{port}"
+    return f"{ping.name or ping.kind} at {parts.scheme}://{parts.hostname or '?'}{port}"
 
 
 def sends(ping: Ping, status: str) -> bool:
