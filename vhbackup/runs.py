@@ -88,6 +88,12 @@ def find(runs: list[Run], ref: str) -> Run:
     raise NotFound(f"no backup run or snapshot matches {ref!r}; see 'vhbackup restore --list'")
 
 
+def of_host(runs: list[Run], host: str) -> list[Run]:
+    """The runs made under ``host`` (the policy's): in a repository shared by several hosts, the newest run
+    is not necessarily ours, and another host's service of the same name has other data."""
+    return [r for r in runs if r.host == host]
+
+
 def latest(runs: list[Run], services: tuple[str, ...], databases: tuple[str, ...]) -> Run:
     """The newest run that holds every requested service's files and every requested database."""
     for run in runs:

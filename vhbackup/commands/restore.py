@@ -130,8 +130,9 @@ def run(ctx: Context, args) -> int:
             raise NotFound(f"run {run_.id} does not hold {', '.join([*services, *dbs]) or 'anything requested'}; "
                            f"it has: {', '.join([*run_.services, *run_.databases]) or 'nothing'}")
     else:
-        run_ = runs.latest(all_runs, services, dbs)
-        newer = runs.newer_parts(all_runs, run_, services, dbs)
+        ours = runs.of_host(all_runs, ctx.policy.host)
+        run_ = runs.latest(ours, services, dbs)
+        newer = runs.newer_parts(ours, run_, services, dbs)
         for item, other in newer.items():
             log.warning("%s has a newer backup than run %s: run %s (%s); this restore brings back the older one "
                         "(restore it on its own with --%s %s, or pick runs with --snapshot)", item, run_.id,
