@@ -635,7 +635,10 @@ def _dump_options(node: _Node, db_type: str) -> tuple[str, ...]:
     for item, option in zip(node.items(), options):
         name = option.split("=", 1)[0]
         short = option[:2] if option.startswith("-") and not option.startswith("--") else None
-        if option in refused or name in refused or (short and short in refused):
+        # the tools take any unambiguous start of a long option: --fil=/tmp/x is --file, --xm is --xml
+        longs = {r.split("=", 1)[0] for r in refused if r.startswith("--")}
+        abbreviated = name.startswith("--") and len(name) > 2 and any(r != name and r.startswith(name) for r in longs)
+        if option in refused or name in refused or (short and short in refused) or abbreviated:
             raise item.error(f"option {option!r} is not allowed: it sends the dump elsewhere, prints something "
                              f"else or changes the format vhbackup restores from; remove it")
     return options

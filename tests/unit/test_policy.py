@@ -478,3 +478,23 @@ def test_a_policy_that_is_not_a_regular_file_is_refused_without_blocking(tmp_pat
     worker.join(10)
     assert outcome, "load_policy blocked"
     assert "not a regular file" in str(outcome[0].value)
+
+
+@pytest.mark.parametrize("db_type,option", [("postgresql", "--fil=/tmp/x"), ("postgresql", "--form=t"),
+                                            ("postgresql", "--vers"), ("mariadb", "--res=/tmp/x"),
+                                            ("mariadb", "--xm"), ("mariadb", "--defaults-f=/tmp/my.cnf"),
+                                            ("mariadb", "--skip-comm")])
+def test_an_abbreviated_refused_dump_option_is_refused_too(tmp_path, pw, db_type, option):
+    """pg_dump and mariadb-dump take any unambiguous start of a long option: --fil=/tmp/x is --file=/tmp/x."""
+    error = error_of(write(tmp_path, f"{repo(pw)}databases:\n  d:\n    type: {db_type}\n    names: [x]\n"
+                                     f"    options: ['{option}']\n"))
+    assert f"databases.d.options[0]: option {option!r} is not allowed" in str(error)
+
+
+@pytest.mark.parametrize("db_type,option", [("postgresql", "--no-owner"), ("postgresql", "--exclude-table=t"),
+                                            ("mariadb", "--quick"), ("mariadb", "--tables"),
+                                            ("mariadb", "--skip-lock-tables"), ("mariadb", "--comments")])
+def test_ordinary_dump_options_stay_allowed(tmp_path, pw, db_type, option):
+    policy = load_policy(write(tmp_path, f"{repo(pw)}databases:\n  d:\n    type: {db_type}\n    names: [x]\n"
+                                         f"    options: ['{option}']\n"))
+    assert policy.database("d").options == (option,)
