@@ -829,10 +829,11 @@ def _link_databases(out: dict) -> None:
     )
 
 
-def _overlaps(out: dict) -> list[str]:
-    """Warnings for a path of one file set that holds (or is) a path of another: restoring the first in place
-    also brings back the second's files, from the first's snapshot, while the second's units keep running."""
-    sets = [(SYSTEM_SERVICE, out.get("paths", ()))] + [(s.name, s.paths) for s in out.get("services", ())]
+def overlaps(policy: Policy) -> list[str]:
+    """Warnings (for ``config check``) for a path of one file set that holds (or is) a path of another:
+    restoring the first in place also brings back the second's files, from the first's snapshot, while the
+    second's units keep running. Often meant (/etc and /etc/nginx), so never repeated by every run."""
+    sets = [(SYSTEM_SERVICE, policy.paths)] + [(s.name, s.paths) for s in policy.services]
     warnings = []
     for name, paths in sets:
         for path in paths:
@@ -962,7 +963,6 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
         out["warnings"].append(f"{source}: 'parallel_dumps' is now called 'concurrency' (it counts the files "
                                f"backup too); rename it")
     _link_databases(out)
-    out["warnings"] += _overlaps(out)
     out.pop("_service_db_nodes", None)
     out.setdefault("host", socket.gethostname())
     out.pop("_repository_credentials")
