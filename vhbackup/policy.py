@@ -723,7 +723,10 @@ def _dump_options(node: _Node, db_type: str) -> tuple[str, ...]:
     for item, option in zip(node.items(), options):
         name = option.split("=", 1)[0]
         short = option[:2] if option.startswith("-") and not option.startswith("--") else None
-        if option in refused or name in refused or (short and short in refused):
+        # the tools take any unambiguous start of a long option: --fil=/tmp/x is --file, --xm is --xml
+        longs = {r.split("=", 1)[0] for r in refused if r.startswith("--")}
+        abbreviated = name.startswith("--") and len(name) > 2 and any(r != name and r.startswith(name) for r in longs)
+        if option in refused or name in refused or (short and short in refused) or abbreviated:
             raise item.error(f"option {option!r} is not allowed: it sends the dump elsewhere, prints something "
                              f"else or changes the format vhbackup restores from; remove it")
     return options
@@ -1066,10 +1069,11 @@ def _link_databases(out: dict) -> None:
     )
 
 
-def _overlaps(out: dict) -> list[str]:
-    """Warnings for a path of one file set that holds (or is) a path of another: restoring the first in place
-    also brings back the second's files, from the first's snapshot, while the second's units keep running."""
-    sets = [(SYSTEM_SERVICE, out.get("paths", ()))] + [(s.name, s.paths) for s in out.get("services", ())]
+def overlaps(policy: Policy) -> list[str]:
+    """Warnings (for ``config check``) for a path of one file set that holds (or is) a path of another:
+    restoring the first in place also brings back the second's files, from the first's snapshot, while the
+    second's units keep running. Often meant (/etc and /etc/nginx), so never repeated by every run."""
+    sets = [(SYSTEM_SERVICE, policy.paths)] + [(s.name, s.paths) for s in policy.services]
     warnings = []
     for name, paths in sets:
         for path in paths:
@@ -1201,7 +1205,6 @@ def load_policy(path: str | os.PathLike, repository_credentials: bool = True) ->
         out["warnings"].append(f"{source}: 'parallel_dumps' is now called 'concurrency' (it counts the files "
                                f"backup too); rename it")
     _link_databases(out)
-    out["warnings"] += _overlaps(out)
     _link_repositories(out, source)
     out.pop("_service_db_nodes", None)
     out.setdefault("host", socket.gethostname())

@@ -93,6 +93,12 @@ def find(runs: list[Run], ref: str) -> Run:
 FUTURE_SKEW = 300.0
 
 
+def of_host(runs: list[Run], host: str) -> list[Run]:
+    """The runs made under ``host`` (the policy's): in a repository shared by several hosts, the newest run
+    is not necessarily ours, and another host's service of the same name has other data."""
+    return [r for r in runs if r.host == host]
+
+
 def latest(runs: list[Run], services: tuple[str, ...], databases: tuple[str, ...],
            now: datetime | None = None) -> Run:
     """The newest run that holds every requested service's files and every requested database.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("vhbackup")
 
 PURPOSES = ("drill", "verify", "spot")
+#: The name of a scratch directory: the run id (``YYYYmmdd-HHMMSS-xxxx``). Nothing else under
+#: ``cache_dir/drill`` or ``cache_dir/verify`` is ever removed (cache_dir may be a directory the admin shares).
+SCRATCH_NAME = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,8 @@ def clean_leftovers(policy: Policy, drop) -> list[str]:
         except OSError:
             continue
         for name in names:
+            if not SCRATCH_NAME.match(name):
+                continue
             log.info("removing the scratch directory %s left by an interrupted run", os.path.join(base, name))
             if (error := remove(os.path.join(base, name))) is not None:
                 problems.append(error)

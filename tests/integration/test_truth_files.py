@@ -273,3 +273,34 @@ def test_latest_of_everything_says_which_items_come_back_older_than_their_newest
     alone = env.vh("restore", "--latest", "--service", "a", "--target", str(tmp_path / "t2"))
     assert alone.returncode == 0 and "newer backup" not in alone.stderr
     assert (tmp_path / "t2" / str(a).lstrip("/") / "f.txt").read_text() == "new\n"
+
+
+def test_a_shared_repository_restores_and_drills_this_hosts_runs_not_the_newest_of_any_host(tmp_path):
+    """Two servers with the same policy (service hub, same path) back up into one repository. The docs say a
+    restore looks for this host's snapshots (prune already kept to them), but 'restore --latest' took the
+    newest run of any host: alpha got beta's files in place. And 'drill' drilled beta's run and said alpha
+    passed."""
+    from tests.conftest import RESTIC, make_env
+    restic = RESTIC["0.14"]
+    data = tmp_path / "srv" / "hub"
+    data.mkdir(parents=True)
+    (tmp_path / "alpha-box").mkdir()
+    (tmp_path / "beta-box").mkdir()
+    alpha = make_env(tmp_path / "alpha-box", restic)
+    beta = make_env(tmp_path / "beta-box", restic, repo_url=alpha.repo_url)
+    beta.password_file.write_text(alpha.password_file.read_text())
+    for env, host in ((alpha, "alpha"), (beta, "beta")):
+        env.write_policy(host=host, services={"hub": {"paths": [str(data)]}})
+    assert alpha.vh("init").returncode == 0
+    (data / "owner.txt").write_text("alpha\n")
+    assert alpha.vh("backup").returncode == 0
+    alpha_run = last_record(alpha)["run_id"]
+    (data / "owner.txt").write_text("beta\n")
+    assert beta.vh("backup").returncode == 0
+    target = tmp_path / "t"
+    result = alpha.vh("restore", "--latest", "--target", str(target))
+    assert result.returncode == 0, result.stderr
+    assert (target / str(data).lstrip("/") / "owner.txt").read_text() == "alpha\n"
+    drill = alpha.vh("drill")
+    assert drill.returncode == 0, drill.stderr
+    assert json.loads((alpha.state_dir / "last-drill.json").read_text())["details"]["drilled_run"] == alpha_run

@@ -323,3 +323,44 @@ def test_an_unreachable_repository_is_reported_within_the_configured_bound(env, 
         assert result.returncode == 1, (command, result.stderr)
         assert "reach" in result.stderr or "did not answer" in result.stderr, result.stderr
         assert took < 60, (command, took)
+
+
+def test_items_of_a_run_whose_snapshots_failed_verification_are_not_good_backups(env, tmp_path):
+    """The post-backup verification found the run's snapshot gone (another host's forget, storage loss): the
+    run failed, but its items stayed "success" in items.json, so after a later run of another service status
+    said OK for a file set whose newest "good" snapshot does not exist."""
+    import threading
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        (d / "f.txt").write_text("x\n")
+    env.write_policy(services={"a": {"paths": [str(a)]}, "b": {"paths": [str(b)]}})
+    assert env.vh("init").returncode == 0
+    assert env.vh("backup").returncode == 0
+    snapshots_dir = env.dir / "repo" / "snapshots"
+    known = set(os.listdir(snapshots_dir))
+    stop = threading.Event()
+
+    def delete_new_snapshots():  # whatever the run stores disappears once restic is done with it (read-only)
+        while not stop.is_set():
+            for name in set(os.listdir(snapshots_dir)) - known:
+                try:
+                    if not os.stat(snapshots_dir / name).st_mode & 0o222:
+                        os.unlink(snapshots_dir / name)
+                except FileNotFoundError:
+                    pass
+            time.sleep(0.001)
+
+    deleter = threading.Thread(target=delete_new_snapshots, daemon=True)
+    deleter.start()
+    try:
+        lost = env.vh("backup", "--service", "a")
+    finally:
+        stop.set()
+        deleter.join()
+    assert lost.returncode == 1 and "verification failed" in lost.stderr, lost.stderr
+    items = json.loads((env.state_dir / "items.json").read_text())
+    assert items["files:a"]["last"]["status"] == "failure", items["files:a"]
+    assert env.vh("backup", "--service", "b").returncode == 0
+    code, line = status(env)
+    assert code == 2 and "files:a" in line, line

@@ -438,13 +438,16 @@ def test_ordinary_unit_names_are_kept(tmp_path, pw):
 
 
 def test_a_path_holding_another_services_path_is_warned_about(tmp_path, pw):
+    from vhbackup.policy import overlaps
     policy = load_policy(write(tmp_path, f"{repo(pw)}paths: [/srv]\nservices:\n  a:\n    paths: [/srv/a]\n"
                                          f"  b:\n    paths: [/srv/a, /opt/b]\n  c:\n    paths: [/srv/ab]\n"))
-    text = "\n".join(policy.warnings)
+    assert policy.warnings == ()  # said by config check only, not by every run
+    warnings = overlaps(policy)
+    text = "\n".join(warnings)
     assert "/srv of service system holds /srv/a of service a" in text
     assert "/srv/a of service a holds /srv/a of service b" in text
     assert "/srv/a of service a holds /srv/ab" not in text
-    assert len(policy.warnings) == 5, policy.warnings  # system>a, system>b, system>c, a>b, b>a
+    assert len(warnings) == 5, warnings  # system>a, system>b, system>c, a>b, b>a
 
 
 @pytest.mark.parametrize("value", ["30d", "0.5s", "99999999 weeks"])
@@ -495,3 +498,22 @@ def test_monitor_and_spot_settings_of_the_template_load(tmp_path, pw):
     from vhbackup import state
     assert "0b2f7c1e-5d7a-4b9e-8f3c-2a1d6e9b4c70" in state.secrets_of(p)
 
+
+@pytest.mark.parametrize("db_type,option", [("postgresql", "--fil=/tmp/x"), ("postgresql", "--form=t"),
+                                            ("postgresql", "--vers"), ("mariadb", "--res=/tmp/x"),
+                                            ("mariadb", "--xm"), ("mariadb", "--defaults-f=/tmp/my.cnf"),
+                                            ("mariadb", "--skip-comm")])
+def test_an_abbreviated_refused_dump_option_is_refused_too(tmp_path, pw, db_type, option):
+    """pg_dump and mariadb-dump take any unambiguous start of a long option: --fil=/tmp/x is --file=/tmp/x."""
+    error = error_of(write(tmp_path, f"{repo(pw)}databases:\n  d:\n    type: {db_type}\n    names: [x]\n"
+                                     f"    options: ['{option}']\n"))
+    assert f"databases.d.options[0]: option {option!r} is not allowed" in str(error)
+
+
+@pytest.mark.parametrize("db_type,option", [("postgresql", "--no-owner"), ("postgresql", "--exclude-table=t"),
+                                            ("mariadb", "--quick"), ("mariadb", "--tables"),
+                                            ("mariadb", "--skip-lock-tables"), ("mariadb", "--comments")])
+def test_ordinary_dump_options_stay_allowed(tmp_path, pw, db_type, option):
+    policy = load_policy(write(tmp_path, f"{repo(pw)}databases:\n  d:\n    type: {db_type}\n    names: [x]\n"
+                                         f"    options: ['{option}']\n"))
+    assert policy.database("d").options == (option,)

@@ -69,7 +69,11 @@ def run(ctx: Context, args) -> int:
             done = jobs.run(_jobs(ctx, chosen), ctx.policy.concurrency)
         failures = _collect(chosen, done, record)
         if record.snapshot_ids and not args.no_verify:
-            verify_run(ctx, record)
+            try:
+                verify_run(ctx, record)
+            except BaseException as exc:
+                _unproven(record, exc)
+                raise
         state.remember_run_size(ctx.policy.state_dir, ctx.run_id, record.bytes_total)
         copy_failures = copy_run(ctx, record)
         if failures:
@@ -138,6 +142,16 @@ def _collect(chosen: selection.Selection, done: list[jobs.Done], record) -> list
             record.items[item.job.name] = {"status": "success", "snapshot_id": item.value.snapshot_id,
                                            "bytes": item.value.total_bytes, "duration": item.value.duration}
     return failures
+
+
+def _unproven(record, exc: BaseException) -> None:
+    """The run's snapshots could not be proven stored: none of its items is a good backup (status must not
+    count one as the newest good backup of its item)."""
+    why = f"its snapshot could not be verified: {exc}" if isinstance(exc, Exception) else \
+        f"interrupted while its snapshot was verified ({type(exc).__name__})"
+    for entry in record.items.values():
+        if entry.get("status") in ("success", "partial"):
+            entry.update(status="failure", error=why)
 
 
 def _one_error(failures: list[BaseException]) -> BaseException:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vhbackup import container_check, files
 from vhbackup.context import Context
-from vhbackup.policy import is_template, not_configured_message
+from vhbackup.policy import is_template, not_configured_message, overlaps
 from vhbackup.urls import display_url
 
 NAME = "config"
@@ -79,6 +79,7 @@ def run(ctx: Context, args) -> int:
             if problem and path not in fs.optional_paths:
                 warnings.append(f"{problem}: a backup now would be partial (mark it 'optional: true' if "
                                 f"it may be absent)")
+    warnings += overlaps(p)
     warnings += container_check.problems(p)
     for warning in warnings:
         print(f"  warning: {warning}")

@@ -161,8 +161,9 @@ def run(ctx: Context, args) -> int:
                            f"{', '.join([*services, *(f'db:{d}' for d in dbs)])}; see 'vhbackup restore --list'"
                            ) from None
     else:
-        run_ = runs.latest(all_runs, services, dbs, now=datetime.now(timezone.utc))
-        newer = runs.newer_parts(all_runs, run_, services, dbs)
+        ours = runs.of_host(all_runs, ctx.policy.host)
+        run_ = runs.latest(ours, services, dbs, now=datetime.now(timezone.utc))
+        newer = runs.newer_parts(ours, run_, services, dbs)
         for item, other in newer.items():
             log.warning("%s has a newer backup than run %s: run %s (%s); this restore brings back the older one "
                         "(restore it on its own with --%s %s, or pick runs with --snapshot)", item, run_.id,
