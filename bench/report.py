@@ -233,6 +233,7 @@ def render(meta: dict, results: dict[str, Scenario]) -> str:
         "**vhbackup's own CPU / peak RSS**: the vhbackup Python process alone (`bench/rsshook`: its "
         "`getrusage(RUSAGE_SELF)` and `VmHWM` at exit).",
         f"- Standard output and error of every timed command: {measure.OUTPUT}.",
+        "- MB is 10^6 bytes; ms and s are wall-clock unless the column says CPU.",
         "- The vhbackup under test is this tree (`python3 -m vhbackup` with `PYTHONPATH` at the checkout, "
         "byte-compiled first as the Debian package is at install).",
         "",
