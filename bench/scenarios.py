@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from bench import datasets
-from bench.measure import OUTPUT, Sample, quiet, run
+from bench.measure import Sample, quiet, run
 from bench.results import Scenario, interleave, once
 from bench.setup import HOST, PYTHON, ROOT, World
 
