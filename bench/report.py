@@ -174,13 +174,19 @@ def command_line(meta: dict) -> str:
     return " ".join(args)
 
 
+def busy(before: list[float], after: list[float], cores: int | str | None) -> bool:
+    """Was the machine busy with other work? A 1-minute load average above half the cores, before or after
+    (or a 5-minute one before): then the report and the README say its figures are noisy."""
+    limit = 0.5 * int(cores or 1)
+    return max(before[0], after[0]) > limit or before[1] > limit
+
+
 def load_note(meta: dict) -> str:
     before, after = meta["load_before"], meta["load_after"]
-    cores = int(meta["info"].get("cores") or 1)
-    busy = max(before[0], after[0]) > 0.5 * cores or before[1] > 0.5 * cores
+    noisy = busy(before, after, meta["info"].get("cores"))
     text = (f"{' '.join(f'{x:.2f}' for x in before)} before, {' '.join(f'{x:.2f}' for x in after)} after "
             f"(1, 5, 15 min)")
-    return text + (" — **the machine was busy: these figures are noisy**" if busy else "")
+    return text + (" — **the machine was busy: these figures are noisy**" if noisy else "")
 
 
 def render(meta: dict, results: dict[str, Scenario]) -> str:
@@ -227,6 +233,7 @@ def render(meta: dict, results: dict[str, Scenario]) -> str:
         "**vhbackup's own CPU / peak RSS**: the vhbackup Python process alone (`bench/rsshook`: its "
         "`getrusage(RUSAGE_SELF)` and `VmHWM` at exit).",
         f"- Standard output and error of every timed command: {measure.OUTPUT}.",
+        "- MB is 10^6 bytes; ms and s are wall-clock unless the column says CPU.",
         "- The vhbackup under test is this tree (`python3 -m vhbackup` with `PYTHONPATH` at the checkout, "
         "byte-compiled first as the Debian package is at install).",
         "",
@@ -290,7 +297,10 @@ def readme_block(summary: dict, report: str = "docs/benchmarks.md") -> str:
     lines = [README_BEGIN,
              f"Quoted from [{report}]({report}), run `{summary['run_id']}` ({tree}, scale "
              f"`{summary['scale']}`, {summary['runs']} rounds, {summary['restic']}, {summary['cores']} cores, "
-             f"load average {load[0]:.2f} before and {load[1]:.2f} after). Each figure is the median "
+             f"load average {load[0]:.2f} before and {load[1]:.2f} after"
+             + ("; **the machine was busy: these figures are noisy**" if busy(
+                 summary["load_before"], summary["load_after"], summary["cores"]) else "")
+             + "). Each figure is the median "
              "(min–max, n) of values paired round by round; a target is met or missed only when the whole "
              "spread is on one side of its limit. `make bench` measures again, `make bench-readme` rewrites "
              "this paragraph from the new report.",

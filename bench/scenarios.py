@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from bench import datasets
-from bench.measure import OUTPUT, Sample, quiet, run
+from bench.measure import Sample, quiet, run
 from bench.results import Scenario, interleave, once
 from bench.setup import HOST, PYTHON, ROOT, World
 
@@ -129,8 +129,11 @@ def read_recording(log: str, engines: dict[str, str], real: dict[str, str], repo
     return rec
 
 
-def job_order(rec: Recording, state_dir: str, file_items: list[str]) -> list[str]:
-    """The order vhbackup's backup gives its jobs: longest first by the durations in items.json (ties: files first)."""
+def job_order(rec: Recording, state_dir: str, file_items: list[str], databases: list[str]) -> list[str]:
+    """The order vhbackup's backup gives its jobs: longest first by the durations in items.json.
+
+    Ties keep vhbackup's own order: the files first, then the databases in the policy's order.
+    """
     try:
         with open(os.path.join(state_dir, "items.json")) as fh:
             items = json.load(fh)
@@ -141,7 +144,7 @@ def job_order(rec: Recording, state_dir: str, file_items: list[str]) -> list[str
         names = file_items if name == "files" else [name]
         return max((float(((items.get(n) or {}).get("last") or {}).get("duration") or 0) for n in names),
                    default=0.0)
-    names = [n for n in ("files", *sorted(n for n in rec.jobs if n != "files")) if n in rec.jobs]
+    names = [n for n in ("files", *(f"db:{d}" for d in databases)) if n in rec.jobs]
     return sorted(names, key=last, reverse=True)
 
 
@@ -281,7 +284,7 @@ class Nightly:
                                then=[snapshots_command(rec, s, f"parallel-{i}")])
 
         def replay(i: int | str, order: list[str] | None = None) -> str:
-            order = order or job_order(rec, self.vh_state, self.file_items())
+            order = order or job_order(rec, self.vh_state, self.file_items(), list(self.databases))
             return pool_script(rec, order, self.concurrency, subs("replay", f"replay-{i}"), w.log)
 
         scen = results["nightly"] = Scenario("nightly", "Full nightly run of the reference layout")
@@ -289,7 +292,7 @@ class Nightly:
             self.VH: shown(" ".join(w.vh(self.vh_policy, "backup")), w),
             self.SCRIPT: shown(script("N"), w),
             self.PARALLEL: shown(parallel("N"), w),
-            self.REPLAY: shown(replay("N", job_order(rec, self.vh_state, self.file_items())), w)
+            self.REPLAY: shown(replay("N", job_order(rec, self.vh_state, self.file_items(), list(self.databases))), w)
             + "# job order: vhbackup's (longest first by the durations in its items.json), read before each run\n",
         }
         scen.method = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import secrets
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ log = logging.getLogger("vhbackup")
 def new_run_id(now: datetime | None = None) -> str:
     """Sortable, typeable and unique: local time plus four random hex digits."""
     now = now or datetime.now()
-    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return f"{now:%Y%m%d-%H%M%S}-{os.urandom(2).hex()}"  # what secrets.token_hex(2) does, without its imports
 
 
 @dataclass

@@ -119,10 +119,11 @@ class Stream:
     head: bytes = b""
     tail: bytes = b""
 
-    def add(self, chunk: bytes) -> None:
+    def add(self, chunk: bytes | memoryview) -> None:
+        """Count ``chunk`` and keep its part of the first and last ``KEEP`` bytes (copying no more than that)."""
         if len(self.head) < KEEP:
-            self.head += chunk[:KEEP - len(self.head)]
-        self.tail = (self.tail + chunk)[-KEEP:]
+            self.head += bytes(chunk[:KEEP - len(self.head)])
+        self.tail = (self.tail + bytes(chunk[-KEEP:]))[-KEEP:]
         self.bytes += len(chunk)
 
 
@@ -397,7 +398,7 @@ def _enlarge(fd: int) -> None:
         pass  # above /proc/sys/fs/pipe-max-size for this user: the default size only costs syscalls
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -508,18 +509,26 @@ class _Watchdog:
 
 def _relay(prod: subprocess.Popen, cons: subprocess.Popen | None, stream_: Stream,
            on_chunk: Callable[[bytes], None] | None, watchdog: _Watchdog) -> bool:
-    """Copy until the producer's EOF; True when the consumer stopped reading first."""
+    """Copy until the producer's EOF; True when the consumer stopped reading first.
+
+    One buffer, read into and written from: the bytes are copied into
+    vhbackup once and out once (a dump of several GB goes through here on
+    every run, on cores that restic and the database need).
+    """
     src = prod.stdout.fileno()
     dst = cons.stdin.fileno() if cons is not None else None
+    buffer = bytearray(CHUNK)
+    whole = memoryview(buffer)
     while True:
         watchdog.waiting_since = time.monotonic()
-        chunk = os.read(src, CHUNK)
+        n = os.readv(src, [buffer])
         watchdog.waiting_since = None
-        if not chunk:
+        if not n:
             return False
+        chunk = whole[:n]
         stream_.add(chunk)
         if on_chunk is not None:
-            on_chunk(chunk)
+            on_chunk(bytes(chunk))
         if dst is not None:
             try:
                 _write_all(dst, chunk)

@@ -40,6 +40,7 @@ def write_text_atomic(path: str, text: str) -> None:
     that no reader globbing for ``*.json`` or ``*.prom`` picks it up.
     """
     directory = os.path.dirname(path)
+    import tempfile  # here, not at the top: status only reads state, and every import is paid per run
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -139,6 +139,9 @@ def test_the_readme_paragraph_is_rewritten_from_the_report_summary():
     assert "0.97" not in once and "## Documentation\n\nmore\n" in once
     assert "run `bench-20261130-0712-ab12`" in once and "commit `0123456789ab`" in once
     assert "scale `reference`" in once and "0.62 (0.60–0.65, n=5), limit ≤ 0.75: **met**" in once
+    assert "busy" not in once
     assert report.rewrite_readme(once, report.readme_block(summary)) == once
+    noisy = report.rewrite_readme(once, report.readme_block({**summary, "load_before": [7.7, 7.0, 4.1]}))
+    assert "the machine was busy: these figures are noisy" in noisy
     with pytest.raises(ValueError):
         report.read_summary("# Benchmarks\n")
