@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -80,9 +80,18 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def rest_server(tmp_path_factory):
     """A restic REST server on 127.0.0.1 (Debian's rclone); each test uses its own path below it."""
-    root = tmp_path_factory.mktemp("rest")
+    yield from _rclone_rest(tmp_path_factory.mktemp("rest"))
+
+
+@pytest.fixture(scope="session")
+def rest_server_append_only(tmp_path_factory):
+    """The same, started with ``--append-only``: nothing can be deleted through it (no forget, no prune)."""
+    yield from _rclone_rest(tmp_path_factory.mktemp("rest-append-only"), "--append-only")
+
+
+def _rclone_rest(root: Path, *options: str):
     port = free_port()
-    server = subprocess.Popen(["rclone", "serve", "restic", "--addr", f"127.0.0.1:{port}", str(root)],
+    server = subprocess.Popen(["rclone", "serve", "restic", *options, "--addr", f"127.0.0.1:{port}", str(root)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -119,6 +128,10 @@ class Env:
     dir: Path
     restic: str
     repo_url: str
+    #: More repository: keys (env_file, sftp), and what restic run by the test itself needs for them.
+    repo_extra: dict = field(default_factory=dict)
+    extra_env: dict = field(default_factory=dict)
+    extra_args: tuple = ()
 
     @property
     def password_file(self) -> Path:
@@ -135,7 +148,7 @@ class Env:
     def policy(self, **sections) -> dict:
         base = {
             "repository": {"url": self.repo_url, "password_file": str(self.password_file),
-                           "cache_dir": str(self.dir / "cache")},
+                           "cache_dir": str(self.dir / "cache"), **self.repo_extra},
             "state_dir": str(self.state_dir),
             "restic_binary": self.restic,
         }
@@ -152,10 +165,10 @@ class Env:
 
     def restic_env(self) -> dict:
         return {**os.environ, "RESTIC_REPOSITORY": self.repo_url, "RESTIC_PASSWORD_FILE": str(self.password_file),
-                "RESTIC_CACHE_DIR": str(self.dir / "cache")}
+                "RESTIC_CACHE_DIR": str(self.dir / "cache"), **self.extra_env}
 
     def run_restic(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([self.restic, *args], env=self.restic_env(), capture_output=True, text=True,
+        return subprocess.run([self.restic, *self.extra_args, *args], env=self.restic_env(), capture_output=True, text=True,
                               check=check)
 
     def vh(self, *args: str, env: dict | None = None, input: str | None = None,
@@ -191,6 +204,62 @@ def any_env(request, tmp_path, restic_binary) -> Env:
         base = request.getfixturevalue("rest_server")
         return make_env(tmp_path, restic_binary, f"{base}/{tmp_path.name}-{secrets.token_hex(4)}/")
     return make_env(tmp_path, restic_binary)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3 server on 127.0.0.1 with IAM authentication: one access key (tests/servers.py)."""
+    from tests.servers import S3Server
+    server = S3Server.start(tmp_path_factory.mktemp("s3"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sftp_server(tmp_path_factory):
+    """An sshd of its own on 127.0.0.1 (throwaway host and user keys, internal-sftp; tests/servers.py)."""
+    from tests.servers import SshServer
+    server = SshServer.start(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+#: The storage backends the backend tests run on (tests/integration/test_backends.py).
+BACKENDS = ("s3", "sftp", "rest", "rest-append-only")
+
+
+def backend_env(request, tmp_path: Path, restic: str, backend: str, name: str | None = None) -> Env:
+    """An Env whose repository (not yet initialised) is on ``backend``, configured as a user would.
+
+    s3: ``url: s3:http://127.0.0.1:PORT/BUCKET`` and the AWS keys in ``env_file``
+    (as the original system configures it); sftp: ``url: sftp:USER@127.0.0.1:/PATH``
+    and ``repository.sftp`` (key, pinned host key, port); rest: ``rclone serve
+    restic`` (``rest-append-only``: with ``--append-only``).
+    """
+    name = name or f"{tmp_path.name}-{secrets.token_hex(4)}".lower().replace("_", "-")[-40:].strip("-")
+    if backend == "s3":
+        server = request.getfixturevalue("s3_server")
+        env_file = write_secret(tmp_path / "s3.env", f"AWS_ACCESS_KEY_ID={server.access_key}\n"
+                                                     f"AWS_SECRET_ACCESS_KEY={server.secret_key}")
+        env = make_env(tmp_path, restic, server.url(f"vh-{name}"))
+        env.repo_extra = {"env_file": env_file}
+        env.extra_env = {"AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key}
+        return env
+    if backend == "sftp":
+        server = request.getfixturevalue("sftp_server")
+        env = make_env(tmp_path, restic, server.url(tmp_path / "sftp-repo"))
+        env.repo_extra = {"sftp": server.sftp_options()}
+        from vhbackup.policy import Repository, Sftp
+        from vhbackup.restic import sftp_command
+        command = sftp_command(Repository(url=env.repo_url, password_file="", sftp=Sftp(**server.sftp_options())))
+        env.extra_args = ("-o", "sftp.command=" + " ".join(command))
+        return env
+    if backend in ("rest", "rest-append-only"):
+        base = request.getfixturevalue("rest_server" if backend == "rest" else "rest_server_append_only")
+        return make_env(tmp_path, restic, f"{base}/{name}/")
+    if backend == "local":
+        return make_env(tmp_path, restic)
+    raise ValueError(backend)
 
 
 @pytest.fixture

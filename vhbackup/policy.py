@@ -71,6 +71,17 @@ REFUSED_DUMP_OPTIONS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
+class Sftp:
+    """``repository.sftp``: the ssh options for an ``sftp:`` repository (see ``restic.sftp_command``)."""
+
+    #: The private key ssh logs in with (``-i``, ``IdentitiesOnly=yes``); None: ssh's default keys.
+    identity_file: str | None = None
+    #: The file that pins the server's host key (``UserKnownHostsFile``); None: ssh's default files.
+    known_hosts: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
 class Repository:
     url: str
     password_file: str
@@ -92,6 +103,8 @@ class Repository:
     @property
     def is_copy(self) -> bool:
         return self.role == "copy"
+    #: ``repository.sftp``: how ssh reaches an ``sftp:`` repository (None: ssh's defaults, host keys still pinned).
+    sftp: Sftp | None = None
 
     @property
     def temp_dir(self) -> str:
@@ -528,7 +541,10 @@ def _parse_repository(node: _Node, out: dict) -> None:
 def _repository(m: _Map, node: _Node, out: dict, name: str, extra: tuple[str, ...]) -> Repository:
     """One repository's connection settings (``repository:``, or one entry of ``repositories:``)."""
     m.check_known(("url", "password_file", "env_file", "compression", "cache_dir", "timeout") + extra)
+    m = node.mapping()
+    m.check_known(("url", "password_file", "env_file", "compression", "cache_dir", "timeout", "sftp"))
     url = m.require("url").string()
+    sftp = _parse_sftp(m.get("sftp"), url, out) if m.get("sftp") is not None else None
     pw_node = m.get("password_file")
     password_file = credentials.restic_password_file(pw_node.string() if pw_node else None)
     if password_file is None:
@@ -559,7 +575,49 @@ def _repository(m: _Map, node: _Node, out: dict, name: str, extra: tuple[str, ..
         if not 5 <= timeout <= 3600:
             raise t.error(f"must be between 5s and 1h, got {t.value()!r}")
     return Repository(url=url, password_file=password_file, env=env, env_file=env_file,
-                      compression=compression, cache_dir=cache_dir, timeout=timeout, name=name)
+                      compression=compression, cache_dir=cache_dir, timeout=timeout, name=name, sftp=sftp)
+
+
+# --- repository.sftp (the ssh side of an sftp: repository) -----------------------------
+
+#: Paths that go into restic's ``sftp.command``, which restic splits at white space itself (no shell).
+_SSH_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./@+=,:%-]*$")
+
+
+def _ssh_path(node: _Node) -> str:
+    path = _absolute_path(node)
+    if not _SSH_SAFE_PATH.match(path):
+        raise node.error(f"must be a path without spaces, quotes or backslashes (restic splits its ssh "
+                         f"command at white space), got {path!r}")
+    return path
+
+
+def _parse_sftp(node: _Node, url: str, out: dict) -> Sftp:
+    """``sftp: {identity_file, known_hosts, port}``; only for an ``sftp:`` url. Host keys are always checked."""
+    m = node.mapping()
+    m.check_known(("identity_file", "known_hosts", "port"))
+    if not url.startswith("sftp:"):
+        raise node.error(f"only for an sftp: repository, but repository.url is {url.split(':', 1)[0]}:")
+    identity_file = None
+    if (i := m.get("identity_file")) is not None:
+        identity_file = _ssh_path(i)
+        if out["_repository_credentials"]:
+            try:
+                credentials.check_secret_file(identity_file, min_length=0, one_line=False)
+            except PolicyError as exc:
+                raise i.error(str(exc)) from None
+    known_hosts = None
+    if (k := m.get("known_hosts")) is not None:
+        known_hosts = _ssh_path(k)
+        if not os.path.isfile(known_hosts):
+            raise k.error(f"{known_hosts} does not exist; pin the server's host key in it, e.g. "
+                          f"ssh-keyscan -p PORT HOST > {known_hosts}, and compare the fingerprint with the server's")
+    port = None
+    if (p := m.get("port")) is not None:
+        port = p.integer(minimum=1)
+        if port > 65535:
+            raise p.error(f"must be a TCP port (1 to 65535), got {port}")
+    return Sftp(identity_file=identity_file, known_hosts=known_hosts, port=port)
 
 
 def _parse_retention(node: _Node, out: dict) -> None:

@@ -177,6 +177,56 @@ def literal_pattern(path: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", path)
 
 
+# --- sftp: the ssh command restic runs -------------------------------------------------
+
+_SSH_TARGET = re.compile(r"^(?:([A-Za-z0-9_.-]+)@)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])$")
+#: Seconds between ssh keepalives; ``repository.timeout`` / this many unanswered ones end the connection.
+_SSH_ALIVE_INTERVAL = 10
+
+
+def sftp_target(url: str) -> tuple[str | None, str, int | None]:
+    """(user, host, port) of an ``sftp:user@host:/path`` or ``sftp://user@host:port/path`` URL."""
+    rest = url[len("sftp:"):]
+    port = None
+    if rest.startswith("//"):
+        netloc = rest[2:].split("/", 1)[0]
+        match = re.match(r"^(.*?)(?::(\d+))?$", netloc)
+        netloc, port = match.group(1), int(match.group(2)) if match.group(2) else None
+    else:
+        netloc = rest.split(":", 1)[0] if ":" in rest and not rest.startswith("[") else rest.split("]:", 1)[0] + "]"
+    target = _SSH_TARGET.match(netloc)
+    if target is None:
+        raise VhError(f"repository.url {display_url(url)}: cannot read user@host from it (letters, digits, "
+                      f"'.', '_' and '-' only)")
+    return target.group(1), target.group(2).strip("[]"), port
+
+
+def sftp_command(repo: Repository) -> list[str]:
+    """The ssh command restic runs for an ``sftp:`` repository, as an argv (restic splits it at white space).
+
+    Host keys are always checked (``StrictHostKeyChecking=yes``, also over a
+    ``no`` in ssh_config: a new or changed host key fails); ``BatchMode`` never
+    asks for a password; ``repository.timeout`` bounds connecting and a
+    server that stops answering. Only paths and names: no secret is in it.
+    """
+    user, host, url_port = sftp_target(repo.url)
+    opts = repo.sftp
+    timeout = max(1, int(repo.timeout))
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={timeout}",
+            "-o", f"ServerAliveInterval={_SSH_ALIVE_INTERVAL}",
+            "-o", f"ServerAliveCountMax={max(1, -(-timeout // _SSH_ALIVE_INTERVAL))}"]
+    port = (opts.port if opts and opts.port else None) or url_port
+    if port:
+        argv += ["-p", str(port)]
+    if opts and opts.identity_file:
+        argv += ["-i", opts.identity_file, "-o", "IdentitiesOnly=yes"]
+    if opts and opts.known_hosts:
+        argv += ["-o", f"UserKnownHostsFile={opts.known_hosts}"]
+    if user:
+        argv += ["-l", user]
+    return argv + [host, "-s", "sftp"]
+
+
 # --- what restic's failures mean ------------------------------------------------------
 
 _ACCESS_DENIED = ("unexpected http response (401)", "unexpected http response (403)", "401 unauthorized",
@@ -376,6 +426,8 @@ class Restic:
 
     def argv(self, *args: str) -> list[str]:
         argv = [self.binary]
+        if self.repo.url.startswith("sftp:"):
+            argv += ["-o", "sftp.command=" + " ".join(sftp_command(self.repo))]
         if self.repo.compression and args and args[0] in ("backup", "prune", "forget", "init", "copy"):
             argv += ["--compression", self.repo.compression]
         return argv + list(args)
