@@ -540,9 +540,7 @@ def _parse_repository(node: _Node, out: dict) -> None:
 
 def _repository(m: _Map, node: _Node, out: dict, name: str, extra: tuple[str, ...]) -> Repository:
     """One repository's connection settings (``repository:``, or one entry of ``repositories:``)."""
-    m.check_known(("url", "password_file", "env_file", "compression", "cache_dir", "timeout") + extra)
-    m = node.mapping()
-    m.check_known(("url", "password_file", "env_file", "compression", "cache_dir", "timeout", "sftp"))
+    m.check_known(("url", "password_file", "env_file", "compression", "cache_dir", "timeout", "sftp") + extra)
     url = m.require("url").string()
     sftp = _parse_sftp(m.get("sftp"), url, out) if m.get("sftp") is not None else None
     pw_node = m.get("password_file")
