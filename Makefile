@@ -3,7 +3,8 @@ PYTHON := /usr/bin/python3
 RUNTIME_DEPS := restic python3-yaml python3-jinja2 python3-systemd python3-sdnotify
 TEST_DEPS := python3-pytest python3-aiosmtpd rclone postgresql-client mariadb-client postgresql-contrib mariadb-server \
 	debootstrap systemd-container lintian debhelper dh-python python3-setuptools python3-all \
-	bash-completion dpkg-dev man-db autopkgtest openssh-client podman runc podman-docker
+	bash-completion dpkg-dev man-db autopkgtest openssh-client podman runc podman-docker \
+	openssh-server python3-venv
 # Build-Depends of debian/control, with those of the build-time unit tests (<!nocheck>).
 DEB_BUILD_DEPS := build-essential debhelper dh-python pybuild-plugin-pyproject python3-setuptools python3-all bash-completion \
 	dpkg-dev man-db python3-aiosmtpd python3-jinja2 python3-pytest python3-sdnotify python3-systemd python3-yaml \
@@ -74,8 +75,11 @@ deps:
 test-deps:
 	@tools/apt-install.sh $(RUNTIME_DEPS) $(TEST_DEPS)
 
+# The database servers, and the test-only S3 server's venv (moto from PyPI, tools/test-venv.sh); the
+# S3, SSH and REST servers themselves are started by the tests' fixtures (tests/servers.py).
 services:
 	tools/start-services.sh
+	@tools/test-venv.sh
 
 # Both restic versions that vhbackup supports, for both userlands (/usr/bin/restic is one of them).
 restic: restic-0.14 restic-0.18

@@ -10,7 +10,8 @@ container that has a network namespace of its own, so the database servers
 that its systemd starts listen on the container's 127.0.0.1, not the host's.
 This source tree is copied to /usr/src/vhbackup (readable by the test's
 unprivileged user), the restic binaries fetched for either release
-(tools/fetch-restic.sh) are bound read-only at the same paths, and
+(tools/fetch-restic.sh) and the test-only S3 server's packages for the
+release's Python (tools/test-venv.sh) are bound read-only at the same paths, and
 `python3 -m pytest tests/integration` runs there with the release's
 /usr/bin/python3 (PYTEST ARGUMENTS are added; paths under tests/ replace
 tests/integration). Exits with pytest's status. The container, its overlay
@@ -54,6 +55,12 @@ def fetched_restics() -> list[Path]:
     return dirs
 
 
+def test_servers(release: str) -> list[Path]:
+    """The test-only PyPI servers (moto's S3) as wheels for the release's Python (tools/test-venv.sh)."""
+    subprocess.run([str(ROOT / "tools/test-venv.sh")], check=True, stdout=subprocess.DEVNULL)
+    return [RESTIC_CACHE / "pydeps-py3.13"] if release == "trixie" else []
+
+
 def copy_source(box: Container) -> None:
     """This tree without VCS data and build products, as the container's /root/vhbackup."""
     target = box.path(SOURCE_INSIDE)
@@ -73,7 +80,7 @@ def main(argv: list[str]) -> int:
     release, pytest_args = argv[0], argv[1:]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the container, remove the overlay
     root = dev_root(release)
-    binds = tuple((str(d), str(d)) for d in fetched_restics())
+    binds = tuple((str(d), str(d)) for d in fetched_restics() + test_servers(release))
     workdir = Path(tempfile.mkdtemp(prefix=f"vhbackup-integration-{release}-", dir="/var/tmp"))
     box = Container(root, workdir, f"integration-{release}-{os.getpid()}", private_network=True, binds_ro=binds)
     started = time.monotonic()

@@ -83,6 +83,18 @@ class AccessDenied(RepositoryError):
     exit_code = EXIT_CONFIG
 
 
+class HostKeyMismatch(AccessDenied):
+    """The ssh server's host key is not the one pinned in known_hosts (changed, or never pinned)."""
+
+
+class DeleteRefused(AccessDenied):
+    """The storage refused to delete (an append-only server): forget and prune must run elsewhere."""
+
+
+class RepositoryFull(ResticError):
+    """The storage has no room left (disk full, quota reached): the write failed, nothing was saved."""
+
+
 class RepositoryLocked(RepositoryError):
     """A live restic process (here or on another host) holds the repository lock: busy, retry later."""
 

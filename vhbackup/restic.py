@@ -29,8 +29,9 @@ from functools import cached_property
 from typing import Callable, Iterator, Sequence
 
 from vhbackup import proc, state
-from vhbackup.errors import (AccessDenied, Interrupted, RepositoryError, RepositoryLocked, RepositoryMissing,
-                             RepositoryUnreachable, ResticError, VhError, WrongPassword)
+from vhbackup.errors import (AccessDenied, DeleteRefused, HostKeyMismatch, Interrupted, RepositoryError,
+                             RepositoryFull, RepositoryLocked, RepositoryMissing, RepositoryUnreachable, ResticError,
+                             VhError, WrongPassword)
 from vhbackup.policy import Repository
 from vhbackup.urls import display_url
 
@@ -180,6 +181,8 @@ def literal_pattern(path: str) -> str:
 # --- sftp: the ssh command restic runs -------------------------------------------------
 
 _SSH_TARGET = re.compile(r"^(?:([A-Za-z0-9_.-]+)@)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])$")
+#: Less free space than this where an sftp write failed: the disk is full (restic writes packs of up to 128 MiB).
+_SFTP_FULL_BELOW = 256 * 1024 ** 2
 #: Seconds between ssh keepalives; ``repository.timeout`` / this many unanswered ones end the connection.
 _SSH_ALIVE_INTERVAL = 10
 
@@ -199,6 +202,15 @@ def sftp_target(url: str) -> tuple[str | None, str, int | None]:
         raise VhError(f"repository.url {display_url(url)}: cannot read user@host from it (letters, digits, "
                       f"'.', '_' and '-' only)")
     return target.group(1), target.group(2).strip("[]"), port
+
+
+def sftp_path(url: str) -> str:
+    """The path of an ``sftp:`` URL on the server."""
+    rest = url[len("sftp:"):]
+    if rest.startswith("//"):
+        path = "/" + rest[2:].split("/", 1)[1] if "/" in rest[2:] else "/"
+        return path[1:] if path.startswith("//") else path
+    return rest.split("]:", 1)[1] if rest.startswith("[") else rest.split(":", 1)[1]
 
 
 def sftp_command(repo: Repository) -> list[str]:
@@ -227,15 +239,49 @@ def sftp_command(repo: Repository) -> list[str]:
     return argv + [host, "-s", "sftp"]
 
 
+def classify_ssh(returncode: int, stderr: str, repo: Repository, source: str) -> RepositoryError | None:
+    """The typed error for ssh's failure to open an sftp session (ssh exits 255), or None."""
+    if returncode != 255:
+        return None
+    shown = display_url(repo.url)
+    text = stderr.lower()
+    known_hosts = repo.sftp.known_hosts if repo.sftp and repo.sftp.known_hosts else "ssh's known_hosts"
+    user, host, url_port = sftp_target(repo.url)
+    port = (repo.sftp.port if repo.sftp and repo.sftp.port else None) or url_port or 22
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith("@")]
+    if "remote host identification has changed" in text or "has changed and you have requested strict" in text:
+        return HostKeyMismatch(f"repository {shown}: the ssh host key of {host}:{port} is not the one pinned in "
+                               f"{known_hosts} (changed: a reinstalled server or someone in between); verify the "
+                               f"new fingerprint with the server's admin, then replace the line in {known_hosts}")
+    if "host key verification failed" in text or "no " in text and "host key is known" in text:
+        return HostKeyMismatch(f"repository {shown}: the ssh host key of {host}:{port} is not pinned in "
+                               f"{known_hosts}; add it (ssh-keyscan -p {port} {host}) after checking its "
+                               f"fingerprint, or set repository.sftp.known_hosts in {source}")
+    if "permission denied" in text:
+        return AccessDenied(f"repository {shown} refused the ssh login: {lines[-1] if lines else 'permission denied'}"
+                            f"; check repository.sftp.identity_file in {source} and the server's authorized_keys")
+    if any(marker in text for marker in _UNREACHABLE) or "operation timed out" in text:
+        return RepositoryUnreachable(f"cannot reach repository {shown}: {lines[-1] if lines else 'ssh failed'}; "
+                                     f"check the network, repository.url and repository.sftp.port in {source}")
+    return None
+
+
 # --- what restic's failures mean ------------------------------------------------------
 
 _ACCESS_DENIED = ("unexpected http response (401)", "unexpected http response (403)", "401 unauthorized",
                   "403 forbidden", "accessdenied", "access denied", "invalidaccesskeyid", "signaturedoesnotmatch",
-                  "permission denied (publickey", "host key verification failed", "authentication failed")
+                  "permission denied (publickey", "host key verification failed", "authentication failed",
+                  "signature we calculated does not match", "access key id you provided does not exist",
+                  "invalid access key id", "security token included in the request is invalid")
 _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable", "no route to host",
                 "tls: ", "x509: ", "connection reset by peer", "context deadline exceeded",
                 "connection timed out", "temporary failure in name resolution", "ssh: connect to host")
-_MISSING = ("unable to open config file", "repository does not exist", "config file does not exist")
+_MISSING = ("unable to open config file", "repository does not exist", "config file does not exist",
+            "specified bucket does not exist", "nosuchbucket")
+_FULL = ("no space left on device", "disk quota exceeded", "quotaexceeded", "quota exceeded", "insufficient storage",
+         "unexpected http response (507)", "entitytoolarge")
+#: An sftp repository whose ssh could not be started: ssh's own words (sometimes lost by restic) tell why.
+_SSH_FAILED = "unable to start the sftp session"
 _LOCKED = ("repository is already locked", "unable to create lock")
 _RETRYING = re.compile(r"returned error, retrying after")
 _GAVE_UP = re.compile(r"^(?:Save|Load|Remove|List|Stat)\(.*\) failed: ")
@@ -264,6 +310,12 @@ def classify(returncode: int, stderr: str, url: str, password_file: str, source:
     if returncode != 10 and any(marker in text for marker in _UNREACHABLE):
         return RepositoryUnreachable(f"cannot reach repository {shown}: {display_url(last_error(stderr))}; "
                                      f"check the network and repository.url in {source}")
+    if any(marker in text for marker in _FULL):
+        return RepositoryFull(f"repository {shown} is full: {display_url(last_error(stderr))}; free space or raise "
+                              f"the quota there (the failed write left no snapshot)")
+    if _SSH_FAILED in text:
+        return RepositoryUnreachable(f"cannot reach repository {shown} over ssh: {display_url(last_error(stderr))}; "
+                                     f"check the server, repository.url and repository.sftp in {source}")
     if returncode == 10 or any(marker in text for marker in _MISSING):
         return RepositoryMissing(f"no restic repository at {shown}; create it with 'vhbackup init' "
                                  f"or fix repository.url in {source}")
@@ -333,6 +385,8 @@ class _RetryWatch:
         self.fired = False
         self.line = ""
         self.gave_up = ""
+        #: A retried error that no retry can cure (refused credentials, no bucket, full): restic is stopped at once.
+        self.permanent = ""
 
     def __call__(self, line: str) -> bool | float:
         if _GAVE_UP.search(line) and not self.gave_up:
@@ -340,6 +394,10 @@ class _RetryWatch:
             return self.timeout
         if not _RETRYING.search(line):
             return False
+        text = line.lower()
+        if any(m in text for m in _ACCESS_DENIED + _FULL + ("specified bucket does not exist", "nosuchbucket")):
+            self.permanent = line.strip()
+            return True
         now = time.monotonic()
         if not self.first or now - self.last > _RETRY_STREAK_GAP:
             self.first = now
@@ -439,7 +497,16 @@ class Restic:
     def error(self, command: str, returncode: int, stderr: str, watch: _RetryWatch | None = None) -> ResticError:
         """The one error for a failed restic call: typed when the repository could not be used."""
         ended_itself = "Fatal:" in stderr or '"exit_error"' in stderr
-        if watch is not None and watch.gave_up and not ended_itself:
+        seen = stderr + (watch.line + watch.gave_up if watch is not None else "")
+        if self.repo.url.startswith("sftp:") and "ssh_fx_failure" in seen.lower() and "Save(" in seen:
+            free = self.sftp_free_bytes()
+            if free is not None and free < _SFTP_FULL_BELOW:
+                return RepositoryFull(f"repository {display_url(self.repo.url)} is full: writing failed and the "
+                                      f"server's disk has {free // 1024 ** 2} MiB free; free space or grow it there "
+                                      f"(the failed write left no snapshot)")
+        if watch is not None and watch.permanent:
+            stderr = watch.permanent  # restic, stopped, then says only "context canceled"
+        elif watch is not None and watch.gave_up and not ended_itself:
             return ResticError(f"restic {command} did not end within {self.repo.timeout:.0f} s after it failed: "
                                f"{display_url(watch.gave_up)}")
         if watch is not None and watch.fired:
@@ -447,6 +514,12 @@ class Restic:
                 f"repository {display_url(self.repo.url)} did not answer for {self.repo.timeout:.0f} s "
                 f"(repository.timeout): {display_url(watch.line.strip())}; check the network and the server")
         known = classify(returncode, stderr, self.repo.url, self.repo.password_file, self.source)
+        if known is not None and _SSH_FAILED in stderr.lower():
+            known = self.diagnose_ssh() or known
+        if isinstance(known, AccessDenied) and command in ("forget", "prune"):
+            return DeleteRefused(f"repository {display_url(self.repo.url)} refused to delete ({command}): "
+                                 f"{display_url(last_error(stderr))}; an append-only server keeps everything: "
+                                 f"forget and prune must run where deleting is allowed")
         if known is not None:
             return known
         if returncode in (-signal.SIGINT, 130) and proc.cancelled():
@@ -455,6 +528,41 @@ class Restic:
             return ResticError(f"restic {command} was {proc.describe_exit(returncode)}")
         return ResticError(f"restic {command} failed ({proc.describe_exit(returncode)}): "
                            f"{display_url(last_error(stderr))}")
+
+    def sftp_free_bytes(self) -> int | None:
+        """Free bytes where the sftp repository lies (sftp's ``df``, the statvfs@openssh.com extension), or None.
+
+        sftp reports a full disk only as the generic SSH_FX_FAILURE.
+        """
+        ssh = sftp_command(self.repo)
+        user, host, _ = sftp_target(self.repo.url)
+        argv = ["sftp", "-b", "-"]
+        options = ssh[1:-3]
+        for i, arg in enumerate(options):
+            if arg == "-p":
+                argv.append("-P")
+            elif arg == "-l" or (i and options[i - 1] == "-l"):
+                continue
+            else:
+                argv.append(arg)
+        path = sftp_path(self.repo.url)
+        argv.append(f"{user}@{host}" if user else host)
+        try:
+            result = proc.run(argv, input=f'df "{path}"\n', timeout=self.repo.timeout + 5)
+        except VhError:
+            return None
+        numbers = [ln.split() for ln in result.stdout.splitlines() if ln.split() and ln.split()[0].isdigit()]
+        if result.returncode != 0 or not numbers or len(numbers[0]) < 3:
+            return None
+        return int(numbers[0][2]) * 1024  # Size Used Avail ... in KiB
+
+    def diagnose_ssh(self) -> RepositoryError | None:
+        """Why ssh to an sftp repository fails, from ssh's own stderr (restic often loses it), or None."""
+        try:
+            result = proc.run(sftp_command(self.repo), timeout=self.repo.timeout + 5)
+        except VhError:
+            return None
+        return classify_ssh(result.returncode, result.stderr, self.repo, self.source)
 
     def run(self, *args: str, ok: Sequence[int] = (0,)) -> proc.Result:
         """Run one restic command to its end; its stdout, or the typed error.
