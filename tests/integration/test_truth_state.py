@@ -189,13 +189,22 @@ def test_a_live_exclusive_lock_is_busy_not_damage(env, tree):
     files_policy(env, tree)
     assert env.vh("init").returncode == 0
     assert env.vh("backup").returncode == 0
-    holder = subprocess.Popen([env.restic, "check", "--read-data"], env=env.restic_env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     locks = env.dir / "repo" / "locks"
-    deadline = time.monotonic() + 20
-    while not any(locks.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    holder.send_signal(signal.SIGSTOP)
+    for _attempt in range(20):
+        # A small repository's check may end between its lock appearing and SIGSTOP landing (on a busy
+        # machine): then start another one, until one is stopped while its lock is in place.
+        holder = subprocess.Popen([env.restic, "check", "--read-data"], env=env.restic_env(),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not any(locks.iterdir()) and time.monotonic() < deadline and holder.poll() is None:
+            time.sleep(0.005)
+        holder.send_signal(signal.SIGSTOP)
+        if holder.poll() is None and any(locks.iterdir()):
+            break
+        holder.send_signal(signal.SIGCONT)
+        holder.wait(timeout=60)
+    else:
+        pytest.fail("could not stop a restic check while it held its lock")
     try:
         result = env.vh("verify")
     finally:
