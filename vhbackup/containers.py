@@ -46,7 +46,9 @@ SERVICE_LABEL = "com.docker.compose.service"
 TIMEOUT = 300
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 #: The last stderr line of a wrapped tool: its own exit status inside the container.
-STATUS_LINE = re.compile(r"^vhbackup-exec-status (\d+)$")
+#: It carries the exec's random token: a line the tool itself prints (an error quoting a table name with a line
+#: break in it) cannot pass for it when the wrapper never got to print its own (container stopped mid-dump).
+STATUS_LINE = re.compile(r"^vhbackup-exec-status (\S+) (\d+)$")
 
 #: Runs "$@" (the tool) with the exec's stdin, notes its pid in a file named after $0, forwards
 #: TERM/INT to it, and prints its exit status as the last stderr line.
@@ -54,7 +56,7 @@ WRAPPER = (
     'f="${TMPDIR:-/tmp}/$0.pid"; exec 3<&0; "$@" <&3 3<&- & p=$!; exec 3<&-; '
     'echo "$p" >"$f" 2>/dev/null; trap \'kill -TERM "$p" 2>/dev/null\' TERM INT; '
     'while :; do wait "$p"; rc=$?; kill -0 "$p" 2>/dev/null || break; done; '
-    'rm -f "$f" 2>/dev/null; echo "vhbackup-exec-status $rc" >&2; exit "$rc"'
+    'rm -f "$f" 2>/dev/null; echo "vhbackup-exec-status $0 $rc" >&2; exit "$rc"'
 )
 #: Sends TERM to the pid noted by WRAPPER (then KILL after 10 s if it still runs).
 STOPPER = (
@@ -300,7 +302,7 @@ def stop_inside(engine: str, container: str, user: str | None, token: str) -> No
         log.warning("could not stop the tool inside container %s: %s", container, exc)
 
 
-def tool_status(engine: str, container: str, ended: proc.Ended) -> proc.Ended:
+def tool_status(engine: str, container: str, ended: proc.Ended, token: str) -> proc.Ended:
     """How the tool inside the container ended, from the wrapper's status line; engine failures made clear.
 
     Without the status line the tool's end is unknown (the exec client was
@@ -310,8 +312,8 @@ def tool_status(engine: str, container: str, ended: proc.Ended) -> proc.Ended:
     status = None
     for i in range(len(lines) - 1, -1, -1):
         match = STATUS_LINE.match(lines[i].strip())
-        if match:
-            status = int(match.group(1))
+        if match and match.group(1) == token:
+            status = int(match.group(2))
             del lines[i]
             break
     lines = [ln for ln in lines if not ln.startswith("Emulate Docker CLI using podman")]

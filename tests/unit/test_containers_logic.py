@@ -81,18 +81,22 @@ def ended(code: int, *lines: str) -> proc.Ended:
     return proc.Ended("podman", code, tuple(lines))
 
 
+TOKEN = "vhbackup-exec-0123456789abcdef"
+
+
 def test_the_tools_own_status_is_judged_not_the_clients():
-    ok = containers.tool_status("podman", "db", ended(0, "vhbackup-exec-status 0"))
+    ok = containers.tool_status("podman", "db", ended(0, f"vhbackup-exec-status {TOKEN} 0"), TOKEN)
     assert ok.ok and ok.stderr == ()
-    failed = containers.tool_status("podman", "db", ended(2, "mariadb-dump: Got error", "vhbackup-exec-status 2"))
+    failed = containers.tool_status("podman", "db", ended(2, "mariadb-dump: Got error",
+                                                          f"vhbackup-exec-status {TOKEN} 2"), TOKEN)
     assert failed.returncode == 2 and failed.stderr == ("mariadb-dump: Got error",)
-    killed = containers.tool_status("podman", "db", ended(137, "vhbackup-exec-status 137"))
+    killed = containers.tool_status("podman", "db", ended(137, f"vhbackup-exec-status {TOKEN} 137"), TOKEN)
     assert not killed.ok and "killed by SIGKILL inside container db" in killed.stderr[-1]
 
 
 def test_a_client_that_ended_0_without_the_status_line_is_a_failure():
     """podman exec exits 0 when it is sent SIGTERM itself, while the tool goes on: never a success."""
-    lost = containers.tool_status("podman", "db", ended(0))
+    lost = containers.tool_status("podman", "db", ended(0), TOKEN)
     assert not lost.ok and "without the tool's exit status" in lost.stderr[-1]
 
 
@@ -103,7 +107,7 @@ def test_a_client_that_ended_0_without_the_status_line_is_a_failure():
     (1, "Error response from daemon: container db is not running", "failed (exit 1): Error response"),
 ])
 def test_engine_failures_become_clear_errors(code, line, expect):
-    result = containers.tool_status("docker", "db", ended(code, line))
+    result = containers.tool_status("docker", "db", ended(code, line), TOKEN)
     assert not result.ok and expect in result.stderr[-1], result.stderr[-1]
 
 
@@ -120,3 +124,12 @@ def test_engine_detection_prefers_the_setting_then_a_docker_daemon_then_podman(m
     assert containers.detect(None) == "podman"
     monkeypatch.setenv("DOCKER_HOST", "unix:///run/docker.sock")
     assert containers.detect(None) == "docker"
+
+
+def test_a_status_line_the_tool_printed_itself_is_not_its_status():
+    """The container was stopped mid-dump, so the wrapper never printed its line; the tool had printed one
+    (an error quoting a table name that holds a line break): that is not the tool's exit status."""
+    forged = containers.tool_status("podman", "db", ended(137, "pg_dump: error: table \"x", "vhbackup-exec-status 0",
+                                                          "vhbackup-exec-status vhbackup-exec-0000000000000000 0"),
+                                    TOKEN)
+    assert not forged.ok

@@ -50,6 +50,8 @@ class Runner:
     engine: str | None = None
     container: str | None = None
     user: str | None = None
+    #: The wrapper's token for this connection's tool runs (one at a time): its pid file and status line.
+    token: str = field(default_factory=containers.new_token, compare=False, repr=False)
 
     @property
     def in_container(self) -> bool:
@@ -91,7 +93,7 @@ class Runner:
         if not self.in_container:
             return proc.Step(command.argv, env={**command.env, **command.secrets}, stop_signal=stop_signal,
                              missing_hint=missing_hint)
-        token = containers.new_token()
+        token = self.token
         argv = containers.exec_argv(self.engine, self.container, command.argv, command.env,
                                     sorted(command.secrets), self.user, token)
         engine, container, user = self.engine, self.container, self.user
@@ -113,7 +115,7 @@ class Runner:
         """How the tool itself ended (inside a container: its own status, not the exec client's)."""
         if not self.in_container:
             return ended
-        return containers.tool_status(self.engine, self.container, ended)
+        return containers.tool_status(self.engine, self.container, ended, self.token)
 
 
 HOST = Runner()
