@@ -93,7 +93,7 @@ restic-0.18:
 # docs/benchmarks.md: issue 14's targets (vhbackup against a sequential dump-then-backup script, a
 # hand-made parallel pipeline, its own restic processes run by hand, bare restic; status; retention),
 # side by side, with spreads and paired verdicts. Refuses a tree with uncommitted changes (ALLOW_DIRTY=1
-# measures anyway and records the diff's SHA-256). The reference scale took 6.3 minutes on 2 busy cores
+# measures anyway and records the diff's SHA-256). The reference scale took 6.3-8.4 minutes on 2 busy cores
 # (well under the 15-minute budget; the report states its own time per phase); SCALE=tiny is a smoke test
 # of about a minute (its report stays in the work directory). RUNS=, STATUS_RUNS=, RETENTION_RUNS= give
 # the verdicts more values; see bench/run.py.
