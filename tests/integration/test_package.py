@@ -146,8 +146,13 @@ def test_upgrades_never_start_stop_or_restart_a_service(deb, tmp_path):
     for timer in (u for u in UNITS if u.endswith(".timer") and u != DISABLED_TIMER):
         assert f"deb-systemd-helper enable '{timer}'" in postinst
         assert timer in " ".join(invoked)
-    # The maintenance role belongs on a trusted machine: shipped, never enabled nor started by the package.
-    assert f"deb-systemd-helper enable '{DISABLED_TIMER}'" not in postinst
+    # The maintenance role belongs on a trusted machine: shipped, never started by the package, and enabled
+    # only again on upgrade where the admin enabled it (dh_installsystemd --no-enable: "was-enabled").
+    lines = postinst.splitlines()
+    enables = [i for i, line in enumerate(lines) if f"deb-systemd-helper enable '{DISABLED_TIMER}'" in line]
+    assert enables
+    for i in enables:
+        assert any(f"was-enabled '{DISABLED_TIMER}'" in line for line in lines[max(0, i - 3):i]), lines[i - 3:i + 1]
     assert DISABLED_TIMER not in " ".join(invoked)
     code = "\n".join(line for line in postinst.splitlines() if not line.lstrip().startswith("#"))
     assert "restic" not in code.replace("/etc/vhbackup/credentials/restic-password", ""), "postinst never runs restic"
