@@ -12,7 +12,6 @@ messages are also the same on both versions.
 
 from __future__ import annotations
 
-import os
 import stat
 from dataclasses import dataclass
 from datetime import datetime
@@ -252,7 +251,3 @@ def line(i: Item) -> str:
     """One human line: type, mode, size, mtime, path (printed as it is, never quoted)."""
     text = f"{i.type:<8} {i.mode_text:<10} {human_size(i.size):>12}  {human_time(i.mtime)}  {i.path}"
     return text + (f" -> {i.target}" if i.target is not None else "")
-
-
-def parent(path: str) -> str:
-    return os.path.dirname(path) or "/"
