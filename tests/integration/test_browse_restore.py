@@ -267,6 +267,8 @@ def test_ls_shows_a_runs_paths_and_database_items(env, tmp_path):
     items = json.loads(result.stdout)["items"]
     assert [(i["type"], i["path"]) for i in items] == [("dir", str(app)), ("database", "db:main")]
     assert items[1]["size"] == 100
+    everything = env.vh("ls", "-R", run, "--json")
+    assert [i["path"] for i in json.loads(everything.stdout)["items"]] == [str(app), str(app / "x"), "db:main"]
     human = env.vh("ls")
     assert "database" in human.stdout and "db:main" in human.stdout and str(app) in human.stdout
     missing = env.vh("ls", run, str(app / "nope"))
