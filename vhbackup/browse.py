@@ -12,7 +12,6 @@ messages are also the same on both versions.
 
 from __future__ import annotations
 
-import os
 import stat
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,13 +94,15 @@ def _database_item(restic: Restic, run: Run, name: str) -> Item:
 def ls(restic: Restic, run: Run, path: str | None = None, recursive: bool = False) -> list[Item]:
     """What ``run`` holds under ``path``: the entry and its children (all below it with ``recursive``).
 
-    Without ``path``: the paths its files snapshot saved, and its databases.
+    Without ``path``: the paths its files snapshot saved (everything below
+    them with ``recursive``), and its databases.
     """
     if path is None:
         out: list[Item] = []
         if run.files:
             roots = set(run.files.paths)
-            out += [item(n) for n in restic.ls(run.files.id, sorted(roots)) if n.get("path") in roots]
+            nodes = (item(n) for n in restic.ls(run.files.id, sorted(roots), recursive=recursive))
+            out += [n for n in nodes if n.path in roots or (recursive and any(below(n.path, r) for r in roots))]
         out += [_database_item(restic, run, name) for name in run.databases]
         return out
     if path.startswith("db:"):
@@ -252,7 +253,3 @@ def line(i: Item) -> str:
     """One human line: type, mode, size, mtime, path (printed as it is, never quoted)."""
     text = f"{i.type:<8} {i.mode_text:<10} {human_size(i.size):>12}  {human_time(i.mtime)}  {i.path}"
     return text + (f" -> {i.target}" if i.target is not None else "")
-
-
-def parent(path: str) -> str:
-    return os.path.dirname(path) or "/"

@@ -269,6 +269,9 @@ def test_ls_shows_a_runs_paths_and_database_items(env, tmp_path):
     assert [(i["type"], i["path"]) for i in items] == [("dir", str(app)), ("file", str(env.policy_file)),
                                                        ("database", "db:main")]
     assert items[2]["size"] == 100
+    everything = env.vh("ls", "-R", run, "--json")
+    assert [i["path"] for i in json.loads(everything.stdout)["items"]] == [str(app), str(app / "x"),
+                                                                           str(env.policy_file), "db:main"]
     human = env.vh("ls")
     assert "database" in human.stdout and "db:main" in human.stdout and str(app) in human.stdout
     missing = env.vh("ls", run, str(app / "nope"))
