@@ -1,7 +1,7 @@
 """What a user meets when an S3 or SFTP repository cannot be used, on restic 0.14 and 0.18.
 
 Each case is one line on stderr naming the repository (its URL without
-secrets) and the documented exit code (docs/repositories.md): unreachable
+secrets) and the documented exit code (docs/backends.md): unreachable
 (1), refused credentials or host key (78), wrong restic password (78), no
 repository or bucket (1, "vhbackup init"), full storage (1). The time is
 bounded by repository.timeout, also where restic 0.18 would retry for many
