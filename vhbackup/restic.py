@@ -303,7 +303,7 @@ def classify(returncode: int, stderr: str, url: str, password_file: str, source:
         return AccessDenied(f"repository {shown} refused access: {display_url(last_error(stderr))}; check the "
                             f"credentials (user and password in repository.url, or the env file) in {source}")
     if returncode == 11 or any(marker in text for marker in _LOCKED):
-        holder = next((ln.strip() for ln in stderr.splitlines() if "locked" in ln and " by " in ln), "")
+        holder = next((ln.strip() for ln in message_lines(stderr) if "locked" in ln and " by " in ln), "")
         return RepositoryLocked(f"repository {shown} is locked by another restic process"
                                 f"{' (' + holder + ')' if holder else ''}, which is still running; retry later, "
                                 f"or wait for it with 'vhbackup --wait 2h ...'")
@@ -320,6 +320,22 @@ def classify(returncode: int, stderr: str, url: str, password_file: str, source:
         return RepositoryMissing(f"no restic repository at {shown}; create it with 'vhbackup init' "
                                  f"or fix repository.url in {source}")
     return None
+
+
+def message_lines(stderr: str) -> list[str]:
+    """stderr's lines, a JSON error message (restic >= 0.15 with --json) replaced by the lines of its text."""
+    lines = []
+    for line in stderr.splitlines():
+        if line.startswith("{"):
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                msg = None
+            if isinstance(msg, dict) and isinstance(msg.get("message"), str):
+                lines += msg["message"].splitlines()
+                continue
+        lines.append(line)
+    return lines
 
 
 def last_error(stderr: str) -> str:

@@ -138,7 +138,7 @@ open(FLAG, "w").close()
 def listing(sub):
     found = set()
     for top, dirs, files in os.walk(os.path.join(REPO, sub)):
-        found.update(os.path.join(top, f) for f in files)
+        found.update(os.path.join(top, f) for f in files if "-tmp-" not in f)  # not a file being written
     return found
 
 where, _, what = TRIGGER.partition(":")
@@ -298,10 +298,15 @@ class World:
         return self.env.run_restic(*args, check=check)
 
     def snapshots(self) -> list[dict]:
-        return json.loads(self.restic("snapshots", "--json").stdout or "[]") or []
+        return json.loads(self.restic("--no-lock", "snapshots", "--json").stdout or "[]") or []
 
     def db_snapshots(self) -> list[dict]:
         return [s for s in self.snapshots() if any(t.startswith("db:") for t in s.get("tags") or [])]
+
+
+def held(locks: Path) -> bool:
+    """Whether the repository's locks/ holds a lock (not a lock file still being written)."""
+    return any("-tmp-" not in p.name for p in locks.iterdir())
 
 
 def wait_for(predicate, what: str, timeout: float = 60) -> None:
@@ -380,7 +385,7 @@ def _dump_is_complete(w: World, snap: dict) -> str | None:
     [path] = snap["paths"]
     dumped = w.env.dir / "dump.check"
     with open(dumped, "wb") as out:
-        result = subprocess.run([w.env.restic, "dump", snap["id"], path], env=w.env.restic_env(), stdout=out,
+        result = subprocess.run([w.env.restic, "--no-lock", "dump", snap["id"], path], env=w.env.restic_env(), stdout=out,
                                 stderr=subprocess.PIPE, text=True)
     try:
         if result.returncode != 0:

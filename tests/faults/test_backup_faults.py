@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.faults.harness import check_invariants, fill, kill_when, recover_and_back_up, wait_for
+from tests.faults.harness import check_invariants, held, fill, kill_when, recover_and_back_up, wait_for
 
 
 def _new_db_snapshots(world, before: set[str], key: str) -> list[dict]:
@@ -135,11 +135,19 @@ def test_cache_dir_full(world, small_fs):
 
 def _hold_exclusive_lock(world) -> subprocess.Popen:
     """A live restic prune, paused while it holds the repository's exclusive lock."""
-    holder = subprocess.Popen([world.env.restic, "prune"], env=world.env.restic_env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    wait_for(lambda: any((world.repo / "locks").iterdir()), "restic prune's lock", 30)
-    holder.send_signal(signal.SIGSTOP)
-    return holder
+    locks = world.repo / "locks"
+    for _ in range(20):
+        holder = subprocess.Popen([world.env.restic, "prune"], env=world.env.restic_env(),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while holder.poll() is None and not held(locks):
+            time.sleep(0.001)
+        holder.send_signal(signal.SIGSTOP)
+        time.sleep(0.05)
+        if holder.poll() is None and held(locks):
+            return holder
+        holder.send_signal(signal.SIGCONT)
+        holder.wait()  # it had finished before it was paused: again
+    raise AssertionError("could not pause restic prune while it held its lock")
 
 
 def test_live_exclusive_lock(world):
@@ -157,7 +165,7 @@ def test_live_exclusive_lock(world):
 def test_lock_of_a_restic_on_another_host(world):
     """A lock from another host cannot be told stale (restic waits 30 min): busy, never damage."""
     other = subprocess.run(["unshare", "--uts", "sh", "-c", f"hostname other-host && exec {world.env.restic} prune "
-                            f">/dev/null 2>&1 & pid=$!; while [ -z \"$(ls {world.repo}/locks)\" ]; do sleep 0.01; "
+                            f">/dev/null 2>&1 & pid=$!; while [ -z \"$(ls {world.repo}/locks | grep -v -- -tmp-)\" ]; do sleep 0.01; "
                             "done; kill -9 $pid"], env=world.env.restic_env(), capture_output=True, text=True)
     assert other.returncode == 0, other.stderr
     result = world.vh("backup")
@@ -170,7 +178,7 @@ def test_lock_of_a_restic_on_another_host(world):
 def test_stale_lock_of_a_dead_restic_on_this_host(world):
     holder = subprocess.Popen([world.env.restic, "prune"], env=world.env.restic_env(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-    wait_for(lambda: any((world.repo / "locks").iterdir()), "restic prune's lock", 30)
+    wait_for(lambda: held(world.repo / "locks"), "restic prune's lock", 30)
     holder.kill()
     holder.wait()
     result = world.vh("backup")

@@ -155,7 +155,8 @@ def _unproven(record, exc: BaseException) -> None:
 
 
 def _one_error(failures: list[BaseException]) -> BaseException:
-    """The run's error: the only failure itself (its type and exit code), or all of them in one line.
+    """The run's error: the only failure itself (its type and exit code), or all of them in one line
+    (of their type when they share one, so the record's error_kind still names the cause).
 
     The same error met by several jobs (a wrong password, an unreachable repository) is said once.
     """
@@ -163,7 +164,12 @@ def _one_error(failures: list[BaseException]) -> BaseException:
     if len(failures) == 1:
         return failures[0]
     codes = {getattr(f, "exit_code", 1) for f in failures}
-    return VhError("; ".join(str(f) for f in failures), exit_code=codes.pop() if len(codes) == 1 else None)
+    kinds = {type(f) for f in failures}
+    kind = kinds.pop() if len(kinds) == 1 and issubclass(next(iter(kinds)), VhError) else VhError
+    error = kind("; ".join(str(f) for f in failures))
+    if len(codes) == 1:
+        error.exit_code = codes.pop()
+    return error
 
 
 def _add_snapshot(record, result) -> None:
