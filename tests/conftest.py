@@ -168,8 +168,8 @@ class Env:
                 "RESTIC_CACHE_DIR": str(self.dir / "cache"), **self.extra_env}
 
     def run_restic(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([self.restic, *self.extra_args, *args], env=self.restic_env(), capture_output=True, text=True,
-                              check=check)
+        return subprocess.run([self.restic, *self.extra_args, *args], env=self.restic_env(), capture_output=True,
+                              text=True, check=check)
 
     def vh(self, *args: str, env: dict | None = None, input: str | None = None,
            timeout: float = 600) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import backend_env, write_secret
+from tests.conftest import ROOT, backend_env, write_secret
 from tests.servers import free_port
 
 TIMEOUT = 5  # repository.timeout of these tests, seconds
@@ -211,3 +211,36 @@ def test_sftp_full_disk(request, tmp_path, restic_binary, small_disk, sftp_serve
     assert f"repository {env.repo_url} is full" in errors[0], errors[0]
     assert elapsed < 120, elapsed
     shutil.rmtree(data)
+
+
+def test_s3_secret_never_on_a_command_line_or_in_output(s3_env, s3_server, tmp_path):
+    """A backup to S3 with -v: the AWS secret reaches restic through its environment only."""
+    from tests.integration.test_secrets import cmdlines, environ, parent
+    env = s3_env
+    data = tmp_path / "big"
+    data.mkdir()
+    for i in range(3):
+        (data / f"chunk{i}").write_bytes(os.urandom(8 << 20))
+    env.write_policy(paths=[str(data)])
+    assert env.vh("init").returncode == 0
+    secret = s3_server.secret_key.encode()
+    proc = subprocess.Popen(["/usr/bin/python3", "-m", "vhbackup", "-v", "-c", str(env.policy_file), "backup"],
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    leaks, restic_env = [], b""
+    while proc.poll() is None:
+        for pid, cmdline in cmdlines().items():
+            if secret in cmdline:
+                leaks.append(cmdline)
+            if cmdline.split(b"\0")[0] == env.restic.encode() and parent(pid) == proc.pid:
+                restic_env = environ(pid) or restic_env
+        time.sleep(0.005)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert leaks == []
+    assert b"AWS_SECRET_ACCESS_KEY=" + secret in restic_env.split(b"\0")
+    listing = env.vh("-v", "restore", "--list")
+    check = env.vh("config", "check")
+    for text in (out, err, (listing.stdout + listing.stderr + check.stdout + check.stderr).encode()):
+        assert secret not in text
+    assert_no_secret(env, listing, s3_server.secret_key)
