@@ -30,11 +30,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from typing import Callable
 
-from vhbackup import credentials
+from vhbackup import credentials, state
 from vhbackup.errors import UsageError, VhError, WrongPassword
 from vhbackup.restic import Key, Restic
 
@@ -89,23 +88,7 @@ def _fsync_dir(directory: str) -> None:
 def write_secret(path: str, text: str, like: str) -> None:
     """``text`` into ``path``: mode 0600, owned like ``like``, fsynced, renamed into place, directory fsynced."""
     st = os.stat(like)
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        os.fchown(fd, st.st_uid, st.st_gid)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(directory)
+    state.write_text_atomic(path, text + "\n", mode=0o600, owner=(st.st_uid, st.st_gid))
 
 
 def _remove(path: str) -> None:

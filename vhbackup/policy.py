@@ -610,11 +610,7 @@ def _parse_sftp(node: _Node, url: str, out: dict) -> Sftp:
         if not os.path.isfile(known_hosts):
             raise k.error(f"{known_hosts} does not exist; pin the server's host key in it, e.g. "
                           f"ssh-keyscan -p PORT HOST > {known_hosts}, and compare the fingerprint with the server's")
-    port = None
-    if (p := m.get("port")) is not None:
-        port = p.integer(minimum=1)
-        if port > 65535:
-            raise p.error(f"must be a TCP port (1 to 65535), got {port}")
+    port = _port(m.get("port")) if m.get("port") is not None else None
     return Sftp(identity_file=identity_file, known_hosts=known_hosts, port=port)
 
 

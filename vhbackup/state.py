@@ -33,21 +33,25 @@ ALERTED_ACTIONS = ("backup", "prune", "verify", "drill")
 
 # --- writing and reading --------------------------------------------------------------
 
-def write_text_atomic(path: str, text: str) -> None:
+def write_text_atomic(path: str, text: str, mode: int = 0o644, owner: tuple[int, int] | None = None) -> None:
     """Write to a temporary file in the same directory, fsync, rename: readers see old or new, never half.
 
     The temporary name starts with a dot and has no suffix of its own, so
-    that no reader globbing for ``*.json`` or ``*.prom`` picks it up.
+    that no reader globbing for ``*.json`` or ``*.prom`` picks it up. The
+    mode (and ``owner``, uid and gid) are set before a byte is written: a
+    secret is never readable by others, not even for a moment.
     """
     directory = os.path.dirname(path)
     import tempfile  # here, not at the top: status only reads state, and every import is paid per run
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
+        os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, *owner)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
         os.rename(tmp, path)
     except BaseException:
         try:
