@@ -170,7 +170,8 @@ def save(policy: Policy, record: Record | dict) -> bool:
                                     state.merge_items(state.read_lenient(state.items_path(state_dir)), data))
         # A verify, drill or prune of a copy has records of its own: the primary's never hide its failure.
         repo = (data.get("details") or {}).get("repository")
-        repo = repo if repo and repo != policy.repositories[0].name and action != "backup" else None
+        names = {r.name for r in policy.repositories}
+        repo = repo if repo in names and repo != policy.repositories[0].name and action != "backup" else None
         state.write_json_atomic(state.last_run_path(state_dir, action, repo), data)
         if data.get("status") in ("success", "partial"):
             state.write_json_atomic(state.last_success_path(state_dir, action, repo), data)

@@ -59,7 +59,7 @@ def rotate(ctx: Context, restic: Restic, dry_run: bool = False) -> int:
     with lock.held(ctx.policy.state_dir, ROTATE_ACTION, ctx.wait), \
             outcome.recorded(ctx, ROTATE_ACTION) as record:
         done = keys.rotate(restic, on_step=lambda step: log.debug("key rotation: %s", step))
-        record.details.update(repository=display_url(restic.repo.url), old_key=done.old_key,
+        record.details.update(repository=restic.repo.name, url=display_url(restic.repo.url), old_key=done.old_key,
                               new_key=done.new_key, resumed=done.resumed)
     old = done.old_key[:8] if done.old_key else "none left (removed by the interrupted rotation)"
     log.info("key rotated: new key %s, old key %s removed; %s holds the new password: copy it off-site, the "
