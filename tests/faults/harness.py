@@ -181,6 +181,12 @@ sys.exit(code)
 '''
 
 
+#: For faults whose course does not depend on restic's version (nothing of restic runs yet, or only
+#: vhbackup and the database tools are involved): run them with the newest restic only, to save time.
+ONE_RESTIC = pytest.mark.parametrize("seed", [RESTIC_VERSIONS[-1]], indirect=True,
+                                     ids=lambda v: f"restic{v}")
+
+
 def write_exe(path: Path, text: str) -> Path:
     path.write_text(text)
     path.chmod(0o755)
