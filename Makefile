@@ -17,7 +17,7 @@ RELEASES := bookworm trixie
 # The package the system tests install, built once per run (its unit tests run in `make unit`).
 SYSTEM_DEB := build/system-deb
 
-.PHONY: demo test test-host unit integration integration-trixie system-test $(RELEASES:%=system-test-%) \
+.PHONY: demo test test-host unit integration faults integration-trixie system-test $(RELEASES:%=system-test-%) \
 	system-rootfs $(RELEASES:%=system-rootfs-%) system-deb deps test-deps services restic restic-0.14 \
 	restic-0.18 clean deb bench bench-readme
 
@@ -33,7 +33,11 @@ test: test-deps services restic system-rootfs system-deb
 	$(MAKE) --no-print-directory -j2 -Otarget integration-trixie system-test-trixie
 
 test-host:
-	$(PYTEST) tests/unit tests/integration
+	$(PYTEST) tests/unit tests/integration tests/faults
+
+# The fault-injection suite (docs/guarantees.md): kills, full disks, locks, damage, both restic versions.
+faults: services restic
+	$(PYTEST) tests/faults
 
 unit:
 	$(PYTEST) tests/unit

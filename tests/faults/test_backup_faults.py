@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.faults.harness import check_invariants, held, fill, kill_when, recover_and_back_up, wait_for
+from tests.faults.harness import ONE_RESTIC, check_invariants, held, fill, kill_when, recover_and_back_up, wait_for
 
 
 def _new_db_snapshots(world, before: set[str], key: str) -> list[dict]:
@@ -54,12 +54,19 @@ def test_restic_killed_mid_backup(world, what, trigger):
 
 # --- vhbackup itself -----------------------------------------------------------------------------
 
-STAGES = ["before-dump", "mid-dump", "after-snapshot"]
-
-
 @pytest.mark.parametrize("signame", ["SIGKILL", "SIGTERM"])
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", ["mid-dump", "after-snapshot"])
 def test_vhbackup_killed(world, stage, signame):
+    _vhbackup_killed(world, stage, signame)
+
+
+@ONE_RESTIC  # the units are stopped and the dump tool started, no restic runs yet
+@pytest.mark.parametrize("signame", ["SIGKILL", "SIGTERM"])
+def test_vhbackup_killed_before_the_dump(world, signame):
+    _vhbackup_killed(world, "before-dump", signame)
+
+
+def _vhbackup_killed(world, stage, signame):
     signum = getattr(signal, signame)
     if stage == "after-snapshot":
         flag = world.restic_fault(("backup", "--stdin"), "", action="stall")
@@ -71,8 +78,7 @@ def test_vhbackup_killed(world, stage, signame):
     result = kill_when(world, proc, ready, f"the backup to reach {stage}", signum)
     if signum == signal.SIGKILL:
         # nothing can run in a SIGKILLed process: the marker says so, the unit stays down until recover
-        code, line = world.vh("status").returncode, None
-        assert code == 2
+        assert world.vh("status").returncode == 2
         assert not world.unit_running()
         assert world.unit in (world.env.state_dir / "stopped-units.json").read_text()
         world.clear_tools()
@@ -104,6 +110,7 @@ def test_repository_disk_full(world, small_fs):
     recover_and_back_up(world)
 
 
+@ONE_RESTIC  # the run stops before restic is started
 def test_state_dir_full(world, small_fs):
     fs = small_fs("statefs", 1 << 20)
     subprocess.run(["cp", "-a", f"{world.env.state_dir}/.", str(fs)], check=True)
@@ -119,6 +126,7 @@ def test_state_dir_full(world, small_fs):
     recover_and_back_up(world)
 
 
+@ONE_RESTIC  # the pre-checks refuse before restic is started
 def test_cache_dir_full(world, small_fs):
     """restic's cache and its temporary packs (TMPDIR, set by vhbackup beside the cache) share cache_dir."""
     fs = small_fs("cachefs", 4 << 20)

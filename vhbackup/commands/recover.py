@@ -2,8 +2,10 @@
 
 A vhbackup killed by SIGKILL or the OOM killer cannot clean up after itself.
 This starts again the services' units it had stopped, records its run as
-interrupted (so ``status`` says so at once, not at the next run), and
-removes restic locks of processes that are gone. It does nothing while the
+interrupted (so ``status`` says so at once, not at the next run), drops the
+scratch databases and removes the scratch directories a killed drill or
+``verify --snapshot`` left (only while no other run holds vhbackup's lock),
+and removes restic locks of processes that are gone. It does nothing while the
 run it would clean up after is still alive (and costs nothing after a run
 that ended normally), so it is safe to run at any time.
 """
@@ -12,9 +14,9 @@ from __future__ import annotations
 
 import logging
 
-from vhbackup import outcome, service_units, state
+from vhbackup import databases, lock, outcome, scratch, service_units, state
 from vhbackup.context import Context
-from vhbackup.errors import EXIT_FAILURE, EXIT_OK, VhError
+from vhbackup.errors import EXIT_FAILURE, EXIT_OK, LockHeld, VhError
 
 NAME = "recover"
 
@@ -30,6 +32,8 @@ def run(ctx: Context, args) -> int:
     policy = ctx.policy
     failed = service_units.restart_left_over(policy.state_dir)
     settled = [action for action in state.ACTIONS if outcome.settle_interrupted(policy, action)]
+    if {"drill", "verify"} & set(settled):
+        _remove_scratch(policy)
     if settled and not args.no_unlock:
         for repo in policy.repositories:  # an interrupted copy leaves its lock in the copy
             try:
@@ -40,3 +44,13 @@ def run(ctx: Context, args) -> int:
         log.error("%s did not start again; check 'systemctl status %s'", ", ".join(failed), failed[0])
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _remove_scratch(policy) -> None:
+    """What a killed drill or verify left: its scratch databases and directories (drill does the same first)."""
+    try:
+        with lock.held(policy.state_dir, NAME):  # a drill or verify that runs now owns what is registered
+            for problem in scratch.clean_leftovers(policy, databases.drop_database):
+                log.warning("%s", problem)
+    except LockHeld:
+        log.info("another vhbackup run is active: the next drill removes what the killed run left")
