@@ -17,23 +17,33 @@ RELEASES := bookworm trixie
 # The package the system tests install, built once per run (its unit tests run in `make unit`).
 SYSTEM_DEB := build/system-deb
 
-.PHONY: demo test test-host unit integration faults integration-trixie system-test $(RELEASES:%=system-test-%) \
+.PHONY: demo test test-host test-host-a test-host-b integration-trixie-a integration-trixie-b unit integration faults integration-trixie system-test $(RELEASES:%=system-test-%) \
 	system-rootfs $(RELEASES:%=system-rootfs-%) system-deb deps test-deps services restic restic-0.14 \
 	restic-0.18 clean deb bench bench-readme
 
 demo: deps
 	$(PYTHON) tools/demo.py
 
-# Everything, two parts at a time on the CI's 2 cores, each CPU-heavy integration run beside a
-# system test run (which mostly waits for systemd): the unit and integration tests on this
-# Debian 12 host beside the system tests on a booted Debian 12, then the integration tests in
-# Debian 13's userland beside the system tests on a booted Debian 13.
+# Everything at once, in six parts (CI has 2 cores and 90 minutes; each part is one serial pytest,
+# much of it waiting for restic's servers, the databases or a booted systemd, so running them side
+# by side is what keeps the whole inside the budget): the host's tests in two halves, the
+# integration tests in Debian 13's userland in two halves (two containers, each with its own
+# database servers), and the system tests on booted Debian 12 and Debian 13.
 test: test-deps services restic system-rootfs system-deb
-	$(MAKE) --no-print-directory -j2 -Otarget test-host system-test-bookworm
-	$(MAKE) --no-print-directory -j2 -Otarget integration-trixie system-test-trixie
+	$(MAKE) --no-print-directory -j6 -Otarget test-host-a test-host-b integration-trixie-a integration-trixie-b \
+		$(RELEASES:%=system-test-%)
 
-test-host:
-	$(PYTEST) tests/unit tests/integration tests/faults
+# The host's share: unit tests, the fault suite and the database and container tests; then the rest.
+HOST_A := tests/unit tests/faults tests/integration/databases tests/integration/containers
+HOST_B := tests/integration --ignore=tests/integration/databases --ignore=tests/integration/containers
+
+test-host: test-host-a test-host-b
+
+test-host-a:
+	$(PYTEST) $(HOST_A)
+
+test-host-b:
+	$(PYTEST) $(HOST_B)
 
 # The fault-injection suite (docs/guarantees.md): kills, full disks, locks, damage, both restic versions.
 faults: services restic
@@ -50,6 +60,14 @@ integration: services restic
 # The container tests run on the host only: podman cannot run inside that nspawn container.
 integration-trixie: restic system-rootfs-trixie
 	tools/integration-in-release.py trixie tests/integration --ignore=tests/integration/containers
+
+# The same in two containers at once (make test): the database tests, then everything else.
+integration-trixie-a: restic system-rootfs-trixie
+	tools/integration-in-release.py trixie tests/integration/databases
+
+integration-trixie-b: restic system-rootfs-trixie
+	tools/integration-in-release.py trixie tests/integration --ignore=tests/integration/containers \
+		--ignore=tests/integration/databases
 
 # tests/system on booted Debian 12 and 13 (systemd-nspawn, the cached roots), the .deb installed
 # with apt; also the upgrade from 0.1.0, the small-memory hosts, lintian and the autopkgtest.
