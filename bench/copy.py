@@ -117,9 +117,10 @@ def world(base: str, name: str, source: str, with_copy: bool) -> tuple[str, str,
         f.write("bench-copy-password\n")
     os.chmod(os.path.join(w, "password"), 0o600)
     policy = write_policy(w, tree, with_copy)
-    restic_env = {"RESTIC_REPOSITORY": os.path.join(w, "copy"), "RESTIC_PASSWORD_FILE": os.path.join(w, "password"),
-                  "RESTIC_FROM_REPOSITORY": os.path.join(w, "primary"),
-                  "RESTIC_FROM_PASSWORD_FILE": os.path.join(w, "password"), "RESTIC_CACHE_DIR": os.path.join(w, "cache")}
+    password = os.path.join(w, "password")
+    restic_env = {"RESTIC_REPOSITORY": os.path.join(w, "copy"), "RESTIC_PASSWORD_FILE": password,
+                  "RESTIC_FROM_REPOSITORY": os.path.join(w, "primary"), "RESTIC_FROM_PASSWORD_FILE": password,
+                  "RESTIC_CACHE_DIR": os.path.join(w, "cache")}
     vh(policy, "init")
     if not with_copy:
         run([RESTIC, "init", "--copy-chunker-params"], restic_env)
@@ -130,7 +131,8 @@ def one_run(w: str, policy: str, restic_env: dict, with_copy: bool) -> dict:
     elapsed = vh(policy, "backup")
     if not with_copy:
         elapsed += run([RESTIC, "copy"], restic_env)
-    return {"seconds": elapsed, "primary": size_of(os.path.join(w, "primary")), "copy": size_of(os.path.join(w, "copy"))}
+    return {"seconds": elapsed, "primary": size_of(os.path.join(w, "primary")),
+            "copy": size_of(os.path.join(w, "copy"))}
 
 
 def main() -> int:
