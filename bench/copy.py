@@ -207,8 +207,9 @@ def write_report(results: dict, nfiles: int) -> None:
     lines += ["", f"Difference of the incremental medians (vhbackup + copy minus bare): {d:+.2f} s, {verdict} "
               f"(largest spread of one world's incremental runs: {spread:.2f} s; the machine is shared, see the "
               "load average). vhbackup "
-              "copies the run's snapshots by id and then proves that the copy holds them "
-              "(one more restic call than the bare `restic copy`); the copy grows by what the primary grows "
+              "copies the run's snapshots by id and then proves that the copy holds them with `restic snapshots "
+              "--tag run:ID` on the copy (one more restic process that opens the copy, which the bare `restic "
+              "copy` does not make), and records the copy in its state; the copy grows by what the primary grows "
               "(same chunker parameters: deduplication carries over).", ""]
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
