@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+
+import yaml
 
 from tests.conftest import make_sample_tree, sample_policy
 from vhbackup.commands.recovery_sheet import BEGIN, END
@@ -78,3 +81,23 @@ def test_recovery_sheet_names_everything_and_no_secret(env, tmp_path):
     assert any(c.startswith("(set -a; . ") for c in sheet["commands"]["get-policy"])
     for secret in (env.password_file.read_text().strip(), "wJalrSECRETvalue1234"):
         assert secret not in text.stdout + text.stderr + data.stdout
+
+
+def test_recovery_sheet_lists_a_copy_that_cannot_be_opened_without_its_id(env, tmp_path):
+    policy = env.policy(paths=[str(tmp_path / "data")], host="web1")
+    (tmp_path / "data").mkdir()
+    repo = policy.pop("repository")
+    policy["repositories"] = {"main": repo, "nas": {**repo, "url": str(tmp_path / "nas"), "role": "copy"}}
+    env.policy_file.write_text(yaml.safe_dump(policy))
+    assert env.vh("init").returncode == 0
+    shutil.rmtree(tmp_path / "nas")
+    data = env.vh("recovery-sheet", "--json")
+    assert data.returncode == 0, data.stderr
+    sheet = json.loads(data.stdout)
+    assert [(r["name"], r["role"], r["id"] is None) for r in sheet["repositories"]] == \
+        [("main", "primary", False), ("nas", "copy", True)]
+    assert any(n.startswith("repository nas could not be opened now") for n in sheet["notes"]), sheet["notes"]
+    assert sheet["commands"]["restore@nas"][-1].endswith("restore --latest --repository nas --yes")
+    text = env.vh("recovery-sheet")
+    assert "# --- vhbackup recovery: restore from copy nas ---" in text.stdout
+    assert "id:        unknown (could not be opened when the sheet was printed)" in text.stdout
