@@ -186,11 +186,19 @@ class Change:
                 "after": self.after.as_json() if self.after else None}
 
 
-def _listing(restic: Restic, run: Run, roots: Sequence[str]) -> dict[str, Item]:
-    if run.files is None:
-        return {}
-    items = (item(n) for n in restic.ls(run.files.id))
-    return {i.path: i for i in items if not roots or any(below(i.path, r) for r in roots)}
+def _listings(restic: Restic, first: Run, second: Run, roots: Sequence[str]) -> tuple[dict[str, Item], dict[str, Item]]:
+    """Both runs' files listings from one ``restic find *`` over the two snapshots (one repository open, not two
+    ``restic ls``: each restic process pays the key derivation and the index loading)."""
+    ids = [run.files.id for run in (first, second) if run.files is not None]
+    by_snapshot: dict[str, dict[str, Item]] = {sid: {} for sid in ids}
+    if ids:
+        for entry in restic.find("*", snapshot_ids=list(dict.fromkeys(ids))):
+            snap = entry.get("snapshot") or ""
+            for node in entry.get("matches") or []:
+                i = item(node)
+                if snap in by_snapshot and (not roots or any(below(i.path, r) for r in roots)):
+                    by_snapshot[snap][i.path] = i
+    return tuple(by_snapshot.get(run.files.id, {}) if run.files is not None else {} for run in (first, second))
 
 
 def _fields(a: Item, b: Item) -> list[str]:
@@ -207,7 +215,7 @@ def diff(restic: Restic, first: Run, second: Run, roots: Sequence[str] = (),
          databases: Iterable[str] | None = None) -> list[Change]:
     """What changed from ``first`` to ``second``: entries added, removed, changed (and in what)."""
     changes: list[Change] = []
-    old, new = _listing(restic, first, roots), _listing(restic, second, roots)
+    old, new = _listings(restic, first, second, roots)
     content: set[str] = set()
     if first.files is not None and second.files is not None and first.files.id != second.files.id:
         content = {c["path"] for c in restic.diff(first.files.id, second.files.id) if c.get("modifier") == "M"}
