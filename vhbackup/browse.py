@@ -154,13 +154,20 @@ def service_roots(policy: Policy, service: str) -> tuple[str, ...]:
                          f"{', '.join(s.name for s in policy.file_sets()) or 'none'}") from None
 
 
-def find(restic: Restic, runs: Sequence[Run], pattern: str, roots: Sequence[str] = ()) -> list[Found]:
-    """The runs (newest first, as given) whose files hold entries matching ``pattern``, below ``roots`` if any."""
+def find(restic: Restic, runs: Sequence[Run], pattern: str, roots: Sequence[str] = (),
+         by_id: bool = True) -> list[Found]:
+    """The runs (newest first, as given) whose files hold entries matching ``pattern``, below ``roots`` if any.
+
+    ``by_id``: restic searches exactly those runs' files snapshots (``--snapshot ID``); otherwise every
+    snapshot tagged vhbackup (the whole history) and the hits outside ``runs`` are dropped.
+    """
     if not pattern or "\0" in pattern:
         raise UsageError("PATTERN must be a non-empty glob without NUL characters")
     by_snapshot = {run.files.id: run for run in runs if run.files is not None}
+    if not by_snapshot:
+        return []
     hits: dict[str, list[Item]] = {}
-    for entry in restic.find(pattern):
+    for entry in restic.find(pattern, snapshot_ids=list(by_snapshot) if by_id else ()):
         snap = entry.get("snapshot") or ""
         if snap in by_snapshot:
             items = [item(m) for m in entry.get("matches") or []]
