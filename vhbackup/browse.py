@@ -4,9 +4,10 @@ Runs (``runs.Run``) are the unit: a run's files are its files snapshot, its
 databases are its ``db:<name>`` snapshots, shown as database items. Paths
 are literal everywhere (restic ``ls`` and ``dump`` take paths, not
 patterns); ``find``'s PATTERN is the one pattern, a restic ``find`` glob on
-the file name. Listings are compared here, from ``restic ls --json`` (type,
-mode, size, mtime, link target, identical on restic 0.14 and 0.18), and
-content changes come from ``restic diff --json`` (``M``), whose change
+the file name. Listings are compared here, from one ``restic find --json *``
+over both runs' snapshots (type, mode, size, mtime, link target, identical
+on restic 0.14 and 0.18; one repository open instead of two ``restic ls``),
+and content changes come from ``restic diff --json`` (``M``), whose change
 messages are also the same on both versions.
 """
 

@@ -144,7 +144,8 @@ def test_find_searches_a_window_of_runs_and_says_when_it_left_older_ones_out(his
     assert as_json.returncode == 0 and [h["run"] for h in json.loads(as_json.stdout)] == [runs[3]]
     assert "searched the newest 1 of 4 runs" in as_json.stderr
 
-    listed = {r["id"]: datetime.fromisoformat(r["time"]) for r in json.loads(env.vh("restore", "--list", "--json").stdout)}
+    listing = json.loads(env.vh("restore", "--list", "--json").stdout)
+    listed = {r["id"]: datetime.fromisoformat(r["time"]) for r in listing}
     third = listed[runs[2]].astimezone().strftime("%Y-%m-%d %H:%M:%S")  # runs are seconds apart
     since = env.vh("find", "sibling.txt", "--after", third, "--json")
     assert since.returncode == 0, since.stderr
