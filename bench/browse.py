@@ -144,7 +144,8 @@ def main() -> int:
     if sys.argv[1:2] == ["--render"]:  # the report again from WORK/results.json, without measuring
         saved = json.loads((WORK / "results.json").read_text())
         MACHINE.update(saved["machine"])
-        write_report(saved["info"], saved["results"])
+        made = datetime.fromtimestamp((WORK / "results.json").stat().st_mtime, timezone.utc)
+        write_report(saved["info"], saved["results"], saved.get("run_id") or f"browse-{made:%Y%m%d-%H%M%S}", made)
         return 0
     print(f"building {RUNS} runs x {FILES} files in {WORK} (reused when already built)", flush=True)
     info = build()
@@ -155,6 +156,8 @@ def main() -> int:
     folder = str(file_path(FILES // 2).parent)
     one = str(file_path(FILES // 2 + 7))
     rare = f"day-{RUNS // 2:03d}.txt"
+    recent = f"day-{max(0, RUNS - 10):03d}.txt"  # held by three of the newest 30 runs
+    window = [f"--snapshot={s['id'][:8]}" for s in snaps[::-1][:30]]
     results = [
         measure("ls of a folder (100 files), latest run", ["ls", "latest", folder], ["ls", latest, folder],
                 lambda r: r.stdout.count("\n") >= 102 or sys.exit("ls listed too little")),
@@ -162,17 +165,42 @@ def main() -> int:
                 ["ls", middle, folder], lambda r: None),
         measure(f"ls -R of a whole run ({FILES} files)", ["ls", "-R", "latest", str(tree_root())],
                 ["ls", latest], lambda r: r.stdout.count("\n") >= FILES or sys.exit("ls -R listed too little")),
-        measure(f"find a common name (f07.txt: {FILES // 100} in each of the {RUNS} runs)", ["find", "f07.txt"],
-                ["find", "--tag", "vhbackup", "f07.txt"], lambda r: None),
-        measure("find a file held by three runs", ["find", rare], ["find", "--tag", "vhbackup", rare],
-                lambda r: r.stdout.count("run ") == min(3, RUNS - RUNS // 2) or sys.exit(f"find {rare}: {r.stdout}")),
+        measure(f"find a common name (f07.txt: {FILES // 100} a run), newest 30 runs (the default window)",
+                ["find", "f07.txt"], ["find", *window, "f07.txt"], lambda r: None),
+        measure("find a file held by three runs, newest 30 runs (the default window)", ["find", recent],
+                ["find", *window, recent],
+                lambda r: r.stdout.count("run ") == min(3, RUNS) or sys.exit(f"find {recent}: {r.stdout}")),
+        *find_all(rare),
         measure("diff of the two newest runs", ["diff", runs[-2], runs[-1]], ["diff", prev, latest],
                 lambda r: None),
         measure("one file to stdout (restore --latest --path --to-stdout / dump)",
                 ["restore", "--latest", "--path", one, "--to-stdout"], ["dump", latest, one], lambda r: None),
     ]
-    write_report(info, results)
+    now = datetime.now(timezone.utc)
+    write_report(info, results, f"browse-{now:%Y%m%d-%H%M%S}", now)
     return 0
+
+
+def find_all(rare: str) -> list[dict]:
+    """find over every run (--all): minutes, so FIND_ALL=0 carries the last measured figures over (marked so)."""
+    saved = WORK / "results.json"
+    if os.environ.get("FIND_ALL", "1") == "0" and saved.exists():
+        old = json.loads(saved.read_text())
+        kept = [r for r in old["results"] if r["label"].startswith("find") and "newest 30" not in r["label"]]
+        for r in kept:
+            if not r["label"].startswith("find --all"):
+                r["label"] = "find --all" + r["label"][len("find"):]
+            if "carried over" not in r["label"]:
+                r["label"] += (f" (carried over: measured with vhbackup {old['machine'].get('vhbackup', '?')}, "
+                               f"load {old['machine'].get('load average at start', '?')})")
+        return kept
+    return [
+        measure(f"find --all a common name (f07.txt: {FILES // 100} in each of the {RUNS} runs)",
+                ["find", "--all", "f07.txt"], ["find", "--tag", "vhbackup", "f07.txt"], lambda r: None),
+        measure("find --all a file held by three runs (every run)", ["find", "--all", rare],
+                ["find", "--tag", "vhbackup", rare],
+                lambda r: r.stdout.count("run ") == min(3, RUNS - RUNS // 2) or sys.exit(f"find {rare}: {r.stdout}")),
+    ]
 
 
 def machine() -> dict[str, str]:
@@ -187,13 +215,13 @@ def machine() -> dict[str, str]:
             "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
-def write_report(info: dict, results: list[dict]) -> None:
+def write_report(info: dict, results: list[dict], run_id: str, made: datetime) -> None:
     lines = [
         "# Benchmarks: browsing runs",
         "",
-        f"Written by `bench/browse.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; do not edit by hand, "
+        f"Written by `bench/browse.py` (run `{run_id}`) on {made:%Y-%m-%d %H:%M} UTC; do not edit by hand, "
         "run it again (`/usr/bin/python3 bench/browse.py`; RUNS, FILES, CHURN, REPEAT, RESTIC in its docstring). "
-        "Kept apart from [benchmarks.md](benchmarks.md) (`make bench`).",
+        "Kept apart from `make bench`; [benchmarks.md](benchmarks.md#browsing) quotes its results table.",
         "",
         "## Machine and versions",
         "",
@@ -226,25 +254,25 @@ def write_report(info: dict, results: list[dict]) -> None:
         "",
         "## Reading",
         "",
-        "- `ls` and `restore --path` make one `restic snapshots` call to find the run, then the same single restic "
-        "call as bare restic (`ls` with a path, `dump`): the difference is Python's start-up and the snapshot list.",
-        "- `find` is one `restic find` over the runs' files snapshots; vhbackup adds the snapshot list and turns "
-        "snapshot ids back into runs.",
+        "- Every restic process pays the repository's key derivation and index loading; vhbackup adds one "
+        "`restic snapshots` call (to map runs to snapshots) and Python's start-up. `ls` is `snapshots` + `ls`; "
+        "`restore --path --to-stdout` is `snapshots` + `ls` of the file (to refuse a directory, which `dump` "
+        "would turn into a tar) + `dump`; `diff` is `snapshots` + one `restic find '*'` over both runs (both "
+        "listings: type, mode, size, mtime, link target) + `restic diff --json` (content changes): restic's own "
+        "diff reports no mode change without `--metadata` and its text differs between 0.14 and 0.18.",
+        "- `find` searches the newest 30 runs by default (`--newest N`, `--after`/`--before`, `--all`): only "
+        "those runs' files snapshots go to `restic find` (`--snapshot ID`), compared with bare `restic find` "
+        "given the same 30 snapshot ids. Over every run (`--all`) it is bound by `restic find` itself, which "
+        f"walks each snapshot's tree in turn ({info['runs']} trees of {info['files']:,} entries); vhbackup adds "
+        "nothing measurable there.",
         "- Measured on a shared machine: the load average at the start is in the table above (2 cores); bare "
         "restic and vhbackup ran alternately under the same load, so the differences hold better than the "
         "absolute times.",
-        "- `find` over every run is bound by `restic find` itself, which walks each snapshot's tree in turn "
-        f"({info['runs']} trees of {info['files']:,} entries); vhbackup adds nothing measurable. Over a year of runs "
-        "that is not interactive on this machine; `ls`, `diff` and `restore --path` are, since they read "
-        "one or two runs. `--to-stdout` makes three restic calls (the runs, the file's entry to check it is "
-        "a regular file, `dump`).",
-        "- `diff` reads both runs' listings (`restic ls --json`, twice) besides `restic diff --json` (for content "
-        "changes): restic's own diff does not report a mode change without `--metadata`, and its text differs "
-        "between 0.14 and 0.18, so vhbackup compares the listings itself.",
         "",
     ]
     OUT.write_text("\n".join(lines))
-    (WORK / "results.json").write_text(json.dumps({"info": info, "results": results, "machine": MACHINE}))
+    (WORK / "results.json").write_text(json.dumps({"info": info, "results": results, "machine": MACHINE,
+                                                  "run_id": run_id}))
     print(f"wrote {OUT}")
 
 

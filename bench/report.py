@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import measure, verdict
 from bench.results import Scenario
@@ -22,6 +23,7 @@ MiB = 2 ** 20
 SUMMARY_MARK = "bench-summary"
 README_BEGIN = "<!-- make bench-readme: begin (generated from docs/benchmarks.md; do not edit) -->"
 README_END = "<!-- make bench-readme: end -->"
+BROWSE_REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks-browse.md"
 
 
 @dataclass(frozen=True)
@@ -276,8 +278,39 @@ def render(meta: dict, results: dict[str, Scenario]) -> str:
                "load_before": meta["load_before"], "load_after": meta["load_after"],
                "targets": [{k: row[k] for k in ("key", "name", "limit", "measured", "verdict", "text", "baseline")}
                            for row in rows]}
+    out += browse_section()
     out += [f"<!-- {SUMMARY_MARK} {json.dumps(summary, ensure_ascii=False)} -->", ""]
     return "\n".join(line for line in out if line is not None)
+
+
+def browse_section(path: Path = BROWSE_REPORT) -> list[str]:
+    """"Browsing": ls/find/diff against bare restic, quoted from docs/benchmarks-browse.md (bench/browse.py,
+    measured apart: its repository of a year of runs takes a quarter of an hour to build), so that
+    rewriting this report keeps it."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ["## Browsing", "", f"Not measured yet: run `/usr/bin/python3 bench/browse.py` ({path.name}).", ""]
+    lines = text.splitlines()
+    written = next((ln for ln in lines if ln.startswith("Written by")), "")
+    run = re.search(r"\(run `([^`]+)`\)", written)
+    when = re.search(r" on (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", written)
+    machine = {m.group(1): m.group(2) for m in (re.match(r"\| ([^|]+?) \| (.*) \|$", ln) for ln in lines) if m}
+    scale = next((ln[2:] for ln in lines if ln.startswith("- **")), "")
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("| what |")), None)
+    table = []
+    if start is not None:
+        for ln in lines[start:]:
+            if not ln.startswith("|"):
+                break
+            table.append(ln)
+    return ["## Browsing", "",
+            f"`vhbackup ls`, `find`, `diff` and `restore --path --to-stdout` against bare `restic ls`, `find`, "
+            f"`diff` and `dump`, quoted from [benchmarks-browse.md](benchmarks-browse.md) (`bench/browse.py`, "
+            f"run `{run.group(1) if run else '?'}` on {when.group(1) if when else '?'} UTC, "
+            f"{machine.get('restic', 'restic ?')}, vhbackup {machine.get('vhbackup', '?')}, load average at start "
+            f"{machine.get('load average at start', '?')}); the commands, the method and the reading are there.",
+            "", f"Repository: {scale}", "", *table, ""]
 
 
 # --- the README's quote -------------------------------------------------------------------

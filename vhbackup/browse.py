@@ -4,9 +4,10 @@ Runs (``runs.Run``) are the unit: a run's files are its files snapshot, its
 databases are its ``db:<name>`` snapshots, shown as database items. Paths
 are literal everywhere (restic ``ls`` and ``dump`` take paths, not
 patterns); ``find``'s PATTERN is the one pattern, a restic ``find`` glob on
-the file name. Listings are compared here, from ``restic ls --json`` (type,
-mode, size, mtime, link target, identical on restic 0.14 and 0.18), and
-content changes come from ``restic diff --json`` (``M``), whose change
+the file name. Listings are compared here, from one ``restic find --json *``
+over both runs' snapshots (type, mode, size, mtime, link target, identical
+on restic 0.14 and 0.18; one repository open instead of two ``restic ls``),
+and content changes come from ``restic diff --json`` (``M``), whose change
 messages are also the same on both versions.
 """
 
@@ -154,13 +155,20 @@ def service_roots(policy: Policy, service: str) -> tuple[str, ...]:
                          f"{', '.join(s.name for s in policy.file_sets()) or 'none'}") from None
 
 
-def find(restic: Restic, runs: Sequence[Run], pattern: str, roots: Sequence[str] = ()) -> list[Found]:
-    """The runs (newest first, as given) whose files hold entries matching ``pattern``, below ``roots`` if any."""
+def find(restic: Restic, runs: Sequence[Run], pattern: str, roots: Sequence[str] = (),
+         by_id: bool = True) -> list[Found]:
+    """The runs (newest first, as given) whose files hold entries matching ``pattern``, below ``roots`` if any.
+
+    ``by_id``: restic searches exactly those runs' files snapshots (``--snapshot ID``); otherwise every
+    snapshot tagged vhbackup (the whole history) and the hits outside ``runs`` are dropped.
+    """
     if not pattern or "\0" in pattern:
         raise UsageError("PATTERN must be a non-empty glob without NUL characters")
     by_snapshot = {run.files.id: run for run in runs if run.files is not None}
+    if not by_snapshot:
+        return []
     hits: dict[str, list[Item]] = {}
-    for entry in restic.find(pattern):
+    for entry in restic.find(pattern, snapshot_ids=list(by_snapshot) if by_id else ()):
         snap = entry.get("snapshot") or ""
         if snap in by_snapshot:
             items = [item(m) for m in entry.get("matches") or []]
@@ -186,11 +194,19 @@ class Change:
                 "after": self.after.as_json() if self.after else None}
 
 
-def _listing(restic: Restic, run: Run, roots: Sequence[str]) -> dict[str, Item]:
-    if run.files is None:
-        return {}
-    items = (item(n) for n in restic.ls(run.files.id))
-    return {i.path: i for i in items if not roots or any(below(i.path, r) for r in roots)}
+def _listings(restic: Restic, first: Run, second: Run, roots: Sequence[str]) -> tuple[dict[str, Item], dict[str, Item]]:
+    """Both runs' files listings from one ``restic find *`` over the two snapshots (one repository open, not two
+    ``restic ls``: each restic process pays the key derivation and the index loading)."""
+    ids = [run.files.id for run in (first, second) if run.files is not None]
+    by_snapshot: dict[str, dict[str, Item]] = {sid: {} for sid in ids}
+    if ids:
+        for entry in restic.find("*", snapshot_ids=list(dict.fromkeys(ids))):
+            snap = entry.get("snapshot") or ""
+            for node in entry.get("matches") or []:
+                i = item(node)
+                if snap in by_snapshot and (not roots or any(below(i.path, r) for r in roots)):
+                    by_snapshot[snap][i.path] = i
+    return tuple(by_snapshot.get(run.files.id, {}) if run.files is not None else {} for run in (first, second))
 
 
 def _fields(a: Item, b: Item) -> list[str]:
@@ -207,7 +223,7 @@ def diff(restic: Restic, first: Run, second: Run, roots: Sequence[str] = (),
          databases: Iterable[str] | None = None) -> list[Change]:
     """What changed from ``first`` to ``second``: entries added, removed, changed (and in what)."""
     changes: list[Change] = []
-    old, new = _listing(restic, first, roots), _listing(restic, second, roots)
+    old, new = _listings(restic, first, second, roots)
     content: set[str] = set()
     if first.files is not None and second.files is not None and first.files.id != second.files.id:
         content = {c["path"] for c in restic.diff(first.files.id, second.files.id) if c.get("modifier") == "M"}

@@ -784,13 +784,16 @@ class Restic:
                 if node.get("struct_type") == "node":
                     yield node
 
-    def find(self, pattern: str, tags: Sequence[str] = ("vhbackup",)) -> list[dict]:
-        """``restic find --json PATTERN`` over the snapshots with ``tags``: one entry per snapshot with hits.
+    def find(self, pattern: str, tags: Sequence[str] = ("vhbackup",), snapshot_ids: Sequence[str] = ()) -> list[dict]:
+        """``restic find --json PATTERN`` over the snapshots with ``tags`` (or exactly ``snapshot_ids``, when
+        given): one entry per snapshot with hits.
 
         The one place where vhbackup hands restic a pattern from the command
-        line on purpose: ``vhbackup find`` is a search.
+        line on purpose: ``vhbackup find`` is a search (and ``*`` lists
+        several snapshots in one repository open, for ``diff``).
         """
-        result = self.run("find", "--json", *(f"--tag={tag}" for tag in tags), "--", pattern)
+        select = [f"--snapshot={sid}" for sid in snapshot_ids] if snapshot_ids else [f"--tag={t}" for t in tags]
+        result = self.run("find", "--json", *select, "--", pattern)
         found: list[dict] = []
         for line in result.stdout.splitlines():
             line = line.strip()

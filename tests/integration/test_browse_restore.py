@@ -13,6 +13,7 @@ import os
 import secrets
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,35 @@ def test_find_a_file_deleted_three_runs_ago_and_restore_exactly_it(history, tmp_
     assert (app / "docs" / "sibling.txt").read_text() == "sibling changed live\n"
     record = json.loads((env.state_dir / "last-restore.json").read_text())
     assert record["status"] == "success" and record["details"]["run"] == runs[0]
+
+
+def test_find_searches_a_window_of_runs_and_says_when_it_left_older_ones_out(history):
+    """find hands restic only the window's files snapshots: the newest N (default 30), --after/--before, --all."""
+    env, runs = history["env"], history["runs"]  # newest last; report.txt only in runs[0]
+    cut = env.vh("find", "report.txt", "--service", "app", "--newest", "2")
+    assert cut.returncode == 1 and "searched the newest 2 of 4 runs; --all for every run" in cut.stderr, cut.stderr
+    for args in (["--newest", "4"], ["--all"], []):
+        whole = env.vh("find", "report.txt", "--service", "app", *args)
+        assert whole.returncode == 0 and f"run {runs[0]}" in whole.stdout, (args, whole.stderr)
+        assert "searched the newest" not in whole.stdout + whole.stderr
+    two = env.vh("find", "sibling.txt", "--newest", "2")
+    assert two.returncode == 0, two.stderr
+    assert [ln.split()[1] for ln in two.stdout.splitlines() if ln.startswith("run ")] == [runs[3], runs[2]]
+    assert two.stdout.splitlines()[-1] == "searched the newest 2 of 4 runs; --all for every run"
+    as_json = env.vh("find", "sibling.txt", "--newest", "1", "--json")
+    assert as_json.returncode == 0 and [h["run"] for h in json.loads(as_json.stdout)] == [runs[3]]
+    assert "searched the newest 1 of 4 runs" in as_json.stderr
+
+    listing = json.loads(env.vh("restore", "--list", "--json").stdout)
+    listed = {r["id"]: datetime.fromisoformat(r["time"]) for r in listing}
+    third = listed[runs[2]].astimezone().strftime("%Y-%m-%d %H:%M:%S")  # runs are seconds apart
+    since = env.vh("find", "sibling.txt", "--after", third, "--json")
+    assert since.returncode == 0, since.stderr
+    assert [h["run"] for h in json.loads(since.stdout)] == [runs[3], runs[2]]
+    until = env.vh("find", "sibling.txt", "--before", third, "--json")
+    assert [h["run"] for h in json.loads(until.stdout)] == [runs[1], runs[0]]
+    none = env.vh("find", "sibling.txt", "--before", "2001-01-01")
+    assert none.returncode == 1 and "no backup run holds a file matching 'sibling.txt'" in none.stderr
 
 
 def test_a_folder_and_names_with_spaces_and_glob_characters_are_literal(history, tmp_path):

@@ -145,3 +145,24 @@ def test_the_readme_paragraph_is_rewritten_from_the_report_summary():
     assert "the machine was busy: these figures are noisy" in noisy
     with pytest.raises(ValueError):
         report.read_summary("# Benchmarks\n")
+
+
+def test_the_report_quotes_the_browsing_benchmark_with_its_run_id_and_table(tmp_path):
+    """make bench rewrites docs/benchmarks.md whole: its Browsing section is built from docs/benchmarks-browse.md."""
+    from bench import report
+    browse_md = tmp_path / "benchmarks-browse.md"
+    browse_md.write_text("# Benchmarks: browsing runs\n\nWritten by `bench/browse.py` (run `browse-20261130-070000`) "
+                         "on 2026-11-30 07:00 UTC; do not edit by hand.\n\n| | |\n|---|---|\n"
+                         "| restic | restic 0.14.0 |\n| vhbackup | abc1234 |\n"
+                         "| load average at start | 1.00 2.00 3.00 |\n"
+                         "\n## Repository\n\n- **365 runs** of **20,000 files**\n\n## Results\n\n"
+                         "| what | vhbackup | bare restic | vhbackup − restic |\n|---|---:|---:|---:|\n"
+                         "| ls of a folder | 2.00 s | 1.30 s | +0.70 s |\n\nCommands:\n")
+    text = "\n".join(report.browse_section(browse_md))
+    assert text.startswith("## Browsing\n")
+    for needed in ("run `browse-20261130-070000` on 2026-11-30 07:00 UTC", "restic 0.14.0", "vhbackup abc1234",
+                   "**365 runs** of **20,000 files**", "| ls of a folder | 2.00 s | 1.30 s | +0.70 s |",
+                   "[benchmarks-browse.md](benchmarks-browse.md)"):
+        assert needed in text
+    assert "Commands:" not in text
+    assert "Not measured yet" in "\n".join(report.browse_section(tmp_path / "missing.md"))

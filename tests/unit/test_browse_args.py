@@ -37,6 +37,12 @@ from vhbackup.errors import EXIT_USAGE, UsageError
     (["diff", "latest", "../x"], "not a run or snapshot id"),
     (["diff", "20261120-020000-ab00", "latest", "--service", "nope"], "unknown service 'nope'"),
     (["find", "x", "--service", "nope"], "unknown service 'nope'"),
+    (["find", "x", "--newest", "0"], "--newest '0': expected a number of runs, 1 or more"),
+    (["find", "x", "--newest", "ten"], "--newest 'ten': expected a number of runs"),
+    (["find", "x", "--newest", "5", "--all"], "--all searches every run: it does not go with --newest"),
+    (["find", "x", "--after", "yesterday"], "--after 'yesterday': expected a local time"),
+    (["find", "x", "--before", "2026-13-01"], "--before '2026-13-01': expected a local time"),
+    (["find", "x", "--after", "2026-11-20", "--before", "2026-11-20"], "is not earlier than --before"),
 ])
 def test_bad_arguments_are_one_line_usage_errors_before_restic(tmp_path, args, says):
     policy = make_policy(tmp_path)

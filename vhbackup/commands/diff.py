@@ -1,7 +1,7 @@
 """vhbackup diff: what changed between two backup runs: entries added, removed, and changed (in what).
 
-Compares the two runs' files listings (``restic ls --json``: type, mode,
-size, mtime, link target) and takes content changes from ``restic diff
+Compares the two runs' files listings (one ``restic find --json *`` over
+both: type, mode, size, mtime, link target) and takes content changes from ``restic diff
 --json``; databases are items ``db:NAME`` (added, removed, content
 changed). A directory whose only change is its mtime is not listed: that
 follows from the entries added or removed inside it.
