@@ -24,6 +24,7 @@ SUMMARY_MARK = "bench-summary"
 README_BEGIN = "<!-- make bench-readme: begin (generated from docs/benchmarks.md; do not edit) -->"
 README_END = "<!-- make bench-readme: end -->"
 BROWSE_REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks-browse.md"
+COPY_REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks-copy.md"
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,7 @@ def render(meta: dict, results: dict[str, Scenario]) -> str:
                "targets": [{k: row[k] for k in ("key", "name", "limit", "measured", "verdict", "text", "baseline")}
                            for row in rows]}
     out += browse_section()
+    out += copy_section()
     out += [f"<!-- {SUMMARY_MARK} {json.dumps(summary, ensure_ascii=False)} -->", ""]
     return "\n".join(line for line in out if line is not None)
 
@@ -311,6 +313,26 @@ def browse_section(path: Path = BROWSE_REPORT) -> list[str]:
             f"{machine.get('restic', 'restic ?')}, vhbackup {machine.get('vhbackup', '?')}, load average at start "
             f"{machine.get('load average at start', '?')}); the commands, the method and the reading are there.",
             "", f"Repository: {scale}", "", *table, ""]
+
+
+def copy_section(path: Path = COPY_REPORT) -> list[str]:
+    """"A run with a copy": quoted from docs/benchmarks-copy.md (bench/copy.py, measured apart), its
+    provenance line and its tables as they are, so that rewriting this report keeps them."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return ["## A run with a copy", "", f"Not measured yet: run `/usr/bin/python3 bench/copy.py` ({path.name}).", ""]
+    written = next((ln for ln in lines if ln.startswith("Written by")), "")
+    when = re.search(r"\(([^,]*UTC), commit (\w+)", written)
+    after = next((i + 1 for i, ln in enumerate(lines) if ln.startswith("Written by")), 1)
+    body = [ln for ln in lines[after:] if not ln.startswith("#")]
+    while body and not body[0]:
+        body.pop(0)
+    return ["## A run with a copy", "",
+            f"A backup with one copy (`repositories:`) against the same backup followed by a bare `restic copy`, and "
+            f"the copy's growth, quoted from [benchmarks-copy.md](benchmarks-copy.md) (`bench/copy.py`, "
+            f"{when.group(1) if when else '?'}, commit {when.group(2) if when else '?'}); the method is there.",
+            "", *body, ""]
 
 
 # --- the README's quote -------------------------------------------------------------------

@@ -166,3 +166,16 @@ def test_the_report_quotes_the_browsing_benchmark_with_its_run_id_and_table(tmp_
         assert needed in text
     assert "Commands:" not in text
     assert "Not measured yet" in "\n".join(report.browse_section(tmp_path / "missing.md"))
+
+
+def test_the_copy_section_quotes_benchmarks_copy_md_with_its_provenance(tmp_path):
+    """make bench rewrites docs/benchmarks.md whole: its copy section comes from docs/benchmarks-copy.md."""
+    from bench import report
+    copy_md = tmp_path / "benchmarks-copy.md"
+    copy_md.write_text("# Benchmark: a run with a copy (issue 10)\n\nWritten by `bench/copy.py` (2026-11-30 07:10 UTC, "
+                       "commit 57bb54f, restic 0.14.0).\n\n| | first run |\n|---|---|\n| vhbackup + copy | 5.4 s |\n\n"
+                       "Difference: +0.13 s.\n")
+    text = "\n".join(report.copy_section(copy_md))
+    assert "(`bench/copy.py`, 2026-11-30 07:10 UTC, commit 57bb54f)" in text
+    assert "| vhbackup + copy | 5.4 s |" in text and "Difference: +0.13 s." in text and "# Benchmark" not in text
+    assert "Not measured yet" in "\n".join(report.copy_section(tmp_path / "missing.md"))
