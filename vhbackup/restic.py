@@ -29,9 +29,9 @@ from functools import cached_property
 from typing import Callable, Iterator, Sequence
 
 from vhbackup import proc, state
-from vhbackup.errors import (AccessDenied, DeleteRefused, HostKeyMismatch, Interrupted, RepositoryError,
-                             RepositoryFull, RepositoryLocked, RepositoryMissing, RepositoryUnreachable, ResticError,
-                             VhError, WrongPassword)
+from vhbackup.errors import (AccessDenied, DeleteRefused, HostKeyMismatch, Interrupted, RepositoryDamaged,
+                             RepositoryError, RepositoryFull, RepositoryLocked, RepositoryMissing,
+                             RepositoryUnreachable, ResticError, VhError, WrongPassword)
 from vhbackup.policy import Repository
 from vhbackup.urls import display_url
 
@@ -128,6 +128,15 @@ def parse_time(text: str) -> datetime:
     frac = (match.group(2) or ".0")[:7]
     zone = "+00:00" if match.group(3) == "Z" else match.group(3)
     return datetime.fromisoformat(match.group(1) + frac + zone)
+
+
+#: restic 0.14 "could not load snapshot 1a2b3c4d: ...", 0.18 'Ignoring "<id>": failed to load snapshot 1a2b3c4d: ...'
+_UNLOADABLE_SNAPSHOT = re.compile(r"(?:could not|failed to) load snapshot ([0-9a-f]{8,64})")
+
+
+def unloadable_snapshots(stderr: str) -> list[str]:
+    """Ids of the snapshots restic said it could not load (it skips them and still exits 0)."""
+    return list(dict.fromkeys(_UNLOADABLE_SNAPSHOT.findall(stderr)))
 
 
 def parse_snapshots(text: str) -> list[Snapshot]:
@@ -700,11 +709,27 @@ class Restic:
         """Remove another key than the current one (restic refuses to remove the current key)."""
         self.run("key", "remove", key_id)
 
-    def snapshots(self, tags: Sequence[str] = ("vhbackup",), ids: Sequence[str] = ()) -> list[Snapshot]:
-        args = ["snapshots", "--json"]
+    def snapshots(self, tags: Sequence[str] = ("vhbackup",), ids: Sequence[str] = (),
+                  damaged_ok: bool = False, fresh: bool = False) -> list[Snapshot]:
+        """The snapshots with all ``tags``. A snapshot file restic cannot load (truncated, corrupted) is left
+        out of restic's list with only a line on stderr and exit 0: then "the latest" could silently be an
+        older dump, so this raises RepositoryDamaged, or with ``damaged_ok`` (listings a person reads) warns.
+        ``fresh``: read every snapshot file from the repository, not restic's cache (a drill proves what a new
+        machine, which has no cache, would get)."""
+        args = ["snapshots", "--json", *(["--no-cache"] if fresh else [])]
         for tag in tags:
             args.append(f"--tag={tag}")
-        return parse_snapshots(self.run(*args, *ids).stdout)
+        result = self.run(*args, *ids)
+        unloadable = unloadable_snapshots(result.stderr)
+        if unloadable:
+            text = (f"restic cannot load snapshot {', '.join(unloadable)} of {display_url(self.repo.url)} (damaged): "
+                    f"it is left out of every list, so runs may look older or emptier than they are; run "
+                    f"'vhbackup verify --full', then remove it with 'restic forget {unloadable[0]}' or "
+                    f"'restic repair snapshots'")
+            if not damaged_ok:
+                raise RepositoryDamaged(text)
+            log.warning("%s", text)
+        return parse_snapshots(result.stdout)
 
     # --- backup ---------------------------------------------------------------
 

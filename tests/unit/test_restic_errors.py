@@ -29,3 +29,13 @@ def test_jobs_blocked_by_the_same_lock_make_one_typed_error():
     error = _one_error(failures)
     assert isinstance(error, RepositoryLocked) and error.exit_code == 75
     assert str(error).count("is locked by another restic process") == 1
+
+
+def test_snapshots_restic_could_not_load_are_found_in_both_versions_wording():
+    """restic skips a snapshot file it cannot load and exits 0; only this line tells (0.14, then 0.18)."""
+    from vhbackup.restic import unloadable_snapshots
+    stderr = ('could not load snapshot cee27dc2: load <snapshot/cee27dc29b>: invalid data returned\n'
+              'Ignoring "e5766b6ca35ab47e": failed to load snapshot e5766b6c: LoadRaw(<snapshot/e5766b6c>): '
+              'invalid data returned\nrepository 1a2b3c opened\n')
+    assert unloadable_snapshots(stderr) == ["cee27dc2", "e5766b6c"]
+    assert unloadable_snapshots("using parent snapshot 1a2b3c4d\n") == []

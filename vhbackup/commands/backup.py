@@ -195,7 +195,7 @@ def copy_run(ctx: Context, record) -> dict[str, str]:
         try:
             target = ctx.restic_for(repo.name)
             target.copy_from(ctx.policy.repository, ids)
-            copied = target.snapshots(tags=(f"run:{ctx.run_id}",))
+            copied = target.snapshots(tags=(f"run:{ctx.run_id}",), damaged_ok=True)
             if len(copied) < len(ids):
                 raise VhError(f"the copy holds {len(copied)} of the run's {len(ids)} snapshot(s)")
             copy_ids = [s.id for s in copied]
@@ -222,7 +222,7 @@ def verify_run(ctx: Context, record) -> None:
     """Prove the run's snapshots are stored, intact: by hashing them where the backend allows, else one restic call."""
     ids = backend.prove(ctx.policy.repository, record.snapshot_ids)
     if ids is None:
-        listed = ctx.restic.snapshots(tags=(f"run:{ctx.run_id}",))
+        listed = ctx.restic.snapshots(tags=(f"run:{ctx.run_id}",), damaged_ok=True)
         ids = []
         for snap_id in record.snapshot_ids:
             match = next((s for s in listed if s.id.startswith(snap_id)), None)

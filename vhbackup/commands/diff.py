@@ -36,7 +36,7 @@ def run(ctx: Context, args) -> int:
     if args.service:
         roots = browse.service_roots(ctx.policy, args.service)
         dbs = () if args.service == "system" else ctx.policy.service(args.service).databases
-    all_runs = runs.group(ctx.restic.snapshots())
+    all_runs = runs.group(ctx.restic.snapshots(damaged_ok=True))
     first, second = runs.pick(all_runs, args.first), runs.pick(all_runs, args.second)
     changes = browse.diff(ctx.restic, first, second, roots, dbs)
     if args.json:

@@ -66,7 +66,7 @@ def run(ctx: Context, args) -> int:
     with lock.held(policy.state_dir, NAME, ctx.wait), outcome.recorded(ctx, NAME) as record:
         for problem in scratch.clean_leftovers(policy, databases.drop_database):
             log.warning("%s", problem)
-        all_runs = runs.of_host(runs.group(ctx.restic.snapshots()), policy.host)
+        all_runs = runs.of_host(runs.group(ctx.restic.snapshots(fresh=True)), policy.host)
         if not all_runs:
             raise VhError(f"no backup run to drill yet for host {policy.host}; make one with 'vhbackup backup'")
         if names:

@@ -69,7 +69,7 @@ def run(ctx: Context, args) -> int:
         raise UsageError("PATTERN must be a non-empty glob without NUL characters")
     newest, after, before = window(args)
     roots = browse.service_roots(ctx.policy, args.service) if args.service else ()
-    candidates = [r for r in runs.group(ctx.restic.snapshots()) if r.files is not None]
+    candidates = [r for r in runs.group(ctx.restic.snapshots(damaged_ok=True)) if r.files is not None]
     if args.service:
         candidates = [r for r in candidates if args.service in r.services]
     if after is not None:

@@ -34,7 +34,7 @@ def run(ctx: Context, args) -> int:
         runs.validate_ref(ref)
     if path is not None and not path.startswith("db:"):
         path = browse.normalize(path)
-    run_ = runs.pick(runs.group(ctx.restic.snapshots()), ref)
+    run_ = runs.pick(runs.group(ctx.restic.snapshots(damaged_ok=True)), ref)
     items = browse.ls(ctx.restic, run_, path, recursive=args.recursive)
     if args.json:
         print(json.dumps({"run": run_.id, "time": run_.time.isoformat(), "host": run_.host, "path": path,

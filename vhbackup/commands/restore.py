@@ -107,7 +107,7 @@ def check_target(target: str) -> None:
 def run(ctx: Context, args) -> int:
     ctx.choose_repository(args.repository, fall_back=True)
     if args.list:
-        print_runs(ctx.policy, runs.group(ctx.restic.snapshots()), as_json=args.json)
+        print_runs(ctx.policy, runs.group(ctx.restic.snapshots(damaged_ok=True)), as_json=args.json)
         return EXIT_OK
     if args.json:
         raise UsageError("--json goes with --list")
