@@ -196,10 +196,10 @@ def test_a_live_exclusive_lock_is_busy_not_damage(env, tree):
         holder = subprocess.Popen([env.restic, "check", "--read-data"], env=env.restic_env(),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
-        while not any(locks.iterdir()) and time.monotonic() < deadline and holder.poll() is None:
+        while not _held(locks) and time.monotonic() < deadline and holder.poll() is None:
             time.sleep(0.005)
         holder.send_signal(signal.SIGSTOP)
-        if holder.poll() is None and any(locks.iterdir()):
+        if holder.poll() is None and _held(locks):
             break
         holder.send_signal(signal.SIGCONT)
         holder.wait(timeout=60)
