@@ -46,8 +46,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -57,10 +55,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, RESTIC_VERSIONS, ROOT, Env, free_port, make_env, restic_for
+from tests.conftest import PYTHON, RESTIC_VERSIONS, ROOT, Env, free_port
 
 sys.path.insert(0, str(ROOT / "tests" / "integration" / "databases"))
-from dbhelpers import MARIA, PG, Databases, maria, psql  # noqa: E402
+from dbhelpers import MARIA, PG, Databases, maria, psql  # noqa: E402,F401 (MARIA, PG: for conftest)
 
 # --- stand-ins on PATH ------------------------------------------------------------------------
 

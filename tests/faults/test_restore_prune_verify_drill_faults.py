@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from tests.faults.harness import ONE_RESTIC, check_invariants, kill_when, recover_and_back_up
+from tests.faults.harness import ONE_RESTIC, check_invariants, kill_when
 from tests.integration.databases.dbhelpers import pg_exists, psql
 
 
