@@ -34,6 +34,22 @@ def test_restore_into_a_new_database_killed_mid_load(world, fault):
     check_invariants(world, failed=None, result=result, action="restore", says=says)
 
 
+def test_restore_into_a_new_database_with_vhbackup_sigkilled_mid_load_is_dropped_by_recover(world):
+    """Nothing survives SIGKILL to drop the half-loaded database: the restore notes it in scratch.json before
+    creating it, and `vhbackup recover` (or the next drill) drops it."""
+    flag = world.stalled_tool("pg_restore", "start")
+    fresh = world.dbs.pg_name("restored")
+    proc = world.popen("restore", "--latest", "--database", world.pg_key, "--into-database", fresh, "--yes")
+    kill_when(world, proc, flag.exists, "the restore to load its new database", signal.SIGKILL)
+    world.clear_tools()
+    assert pg_exists(fresh), "the test must kill the restore while its new database exists"
+    recovered = world.vh("recover")
+    assert recovered.returncode == 0, recovered.stderr
+    assert not pg_exists(fresh), "recover must drop the database the killed restore created"
+    assert "scratch" not in json.dumps(json.loads((world.env.state_dir / "scratch.json").read_text())
+                                       .get("databases"))
+
+
 def test_restore_of_files_with_restic_killed(world):
     flag = world.restic_fault(("restore",), "lock:0")
     result = world.vh("restore", "--latest", "--service", "hub", "--files-only", "--target",

@@ -32,7 +32,7 @@ def run(ctx: Context, args) -> int:
     policy = ctx.policy
     failed = service_units.restart_left_over(policy.state_dir)
     settled = [action for action in state.ACTIONS if outcome.settle_interrupted(policy, action)]
-    if {"drill", "verify"} & set(settled):
+    if {"drill", "verify", "restore"} & set(settled):
         _remove_scratch(policy)
     if settled and not args.no_unlock:
         for repo in policy.repositories:  # an interrupted copy leaves its lock in the copy
@@ -47,7 +47,8 @@ def run(ctx: Context, args) -> int:
 
 
 def _remove_scratch(policy) -> None:
-    """What a killed drill or verify left: its scratch databases and directories (drill does the same first)."""
+    """What a killed drill, verify or restore left: scratch databases and directories, a database a restore
+    created and did not finish loading (drill does the same first)."""
     try:
         with lock.held(policy.state_dir, NAME):  # a drill or verify that runs now owns what is registered
             for problem in scratch.clean_leftovers(policy, databases.drop_database):

@@ -16,7 +16,7 @@ import os
 import stat
 import sys
 
-from vhbackup import browse, containers, databases, lock, outcome, runs, selection, service_units, state
+from vhbackup import browse, containers, databases, lock, outcome, runs, scratch, selection, service_units, state
 from vhbackup.context import Context
 from vhbackup.errors import EXIT_OK, NotFound, UsageError, VhError
 from vhbackup.policy import Policy
@@ -190,8 +190,19 @@ def run(ctx: Context, args) -> int:
                     check_target(target)
                 ctx.restic.restore(run_.files.id, target or "/", includes)
                 log.info("restored files of %s from run %s to %s", ", ".join(services), run_.id, target or "/")
-            databases.restore_all(ctx, steps, args.db_host, args.db_port)
+            databases.restore_all(ctx, steps, args.db_host, args.db_port, *_noted(ctx, args))
     return EXIT_OK
+
+
+def _noted(ctx: Context, args):
+    """Callbacks that note a database this restore creates in scratch.json until it is loaded (or dropped), so
+    that a restore killed by SIGKILL leaves no half-loaded database behind: ``vhbackup recover`` (or the next
+    drill) drops it. Not for another server (--db-host/--db-port): recover would look on the policy's."""
+    if args.db_host or args.db_port:
+        return (lambda step: None, lambda step: None)
+    policy = ctx.policy
+    return (lambda step: scratch.register_database(policy, step.db.name, step.target, ctx.run_id, created=True),
+            lambda step: scratch.unregister_database(policy, step.db.name, step.target))
 
 
 def _run_holding(ctx: Context, args, paths: list[str], services: tuple[str, ...],

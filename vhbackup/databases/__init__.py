@@ -217,17 +217,23 @@ def _plan_one(eng: ModuleType, conn: Connection, db: Database, snapshot: Snapsho
     return RestoreStep(db, snapshot, path, target, source, create=not present)
 
 
-def restore_all(ctx, steps: Sequence[RestoreStep], db_host: str | None = None, db_port: int | None = None) -> None:
+def restore_all(ctx, steps: Sequence[RestoreStep], db_host: str | None = None, db_port: int | None = None,
+                creating: Callable[[RestoreStep], None] = lambda step: None,
+                settled: Callable[[RestoreStep], None] = lambda step: None) -> None:
     """Stream each planned database dump into its restore tool.
 
     A database this restore created is dropped again if its load does not
-    complete, whatever ends it (an error, Ctrl-C, SIGTERM).
+    complete, whatever ends it (an error, Ctrl-C, SIGTERM). For SIGKILL,
+    which nothing survives, ``creating(step)`` is called just before such a
+    database is created (the caller notes it, and ``vhbackup recover`` drops
+    it) and ``settled(step)`` once it is loaded or dropped.
     """
     for step in steps:
         eng = engine(step.db)
         with connect(step.db, db_host, db_port) as conn:
             try:
                 if step.create:
+                    creating(step)
                     with proc.signals_deferred():  # a database half created cannot be dropped reliably
                         eng.create(conn, step.target)
                 load(ctx, eng, step.snapshot, step.path,
@@ -235,10 +241,13 @@ def restore_all(ctx, steps: Sequence[RestoreStep], db_host: str | None = None, d
             except BaseException:
                 if step.create:
                     _drop_quietly(eng, conn, step.target)
+                    settled(step)
                 else:
                     log.error("the restore of %s into %s on %s did not complete; that database may hold part of "
                               "the dump: restore it again", step.db.name, step.target or "its databases", conn.where)
                 raise
+            if step.create:
+                settled(step)
         into = f"into {step.target} " if step.target else ""
         log.info("restored database %s from snapshot %s %son %s", step.db.name, step.snapshot.short_id, into,
                  conn.where, extra=vlog.fields(database=step.db.name, snapshot_id=step.snapshot.id))
