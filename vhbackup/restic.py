@@ -536,8 +536,9 @@ class Restic:
                                f"{display_url(watch.gave_up)}")
         if watch is not None and watch.fired:
             return RepositoryUnreachable(
-                f"repository {display_url(self.repo.url)} did not answer for {self.repo.timeout:.0f} s "
-                f"(repository.timeout): {display_url(watch.line.strip())}; check the network and the server")
+                f"cannot reach repository {display_url(self.repo.url)}: it did not answer for "
+                f"{self.repo.timeout:.0f} s (repository.timeout): {display_url(watch.line.strip())}; check the network "
+                f"and the server")
         known = classify(returncode, stderr, self.repo.url, self.repo.password_file, self.source)
         if known is not None and _SSH_FAILED in stderr.lower():
             known = self.diagnose_ssh() or known
