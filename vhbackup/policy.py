@@ -692,10 +692,15 @@ def _parse_databases(node: _Node, out: dict) -> None:
 
 
 def _unit_name(node: _Node) -> str:
+    return _matching(node, UNIT_NAME, "a systemd unit name is letters, digits, ':', '_', '.', '\\', '@' or '-' "
+                                      "(not first), never a pattern")
+
+
+def _matching(node: _Node, pattern: re.Pattern, rule: str) -> str:
+    """A scalar matching ``pattern``; otherwise ``rule`` and what was given, one line with file:line."""
     value = node.string() if isinstance(node.node, yaml.ScalarNode) else None
-    if value is None or not UNIT_NAME.match(value):
-        raise node.error(f"a systemd unit name is letters, digits, ':', '_', '.', '\\', '@' or '-' (not first), "
-                         f"never a pattern, got {_describe(node)}")
+    if value is None or not pattern.match(value):
+        raise node.error(f"{rule}, got {_describe(node)}")
     return value
 
 
@@ -707,18 +712,12 @@ def _port(node: _Node) -> int:
 
 
 def _container_name(node: _Node, what: str = "container name") -> str:
-    value = node.string() if isinstance(node.node, yaml.ScalarNode) else None
-    if value is None or not CONTAINER_NAME.match(value):
-        raise node.error(f"{what} must be letters, digits, '_', '.' or '-' (starting with a letter or digit), "
-                         f"got {_describe(node)}")
-    return value
+    return _matching(node, CONTAINER_NAME, f"{what} must be letters, digits, '_', '.' or '-' (starting with a "
+                                           f"letter or digit)")
 
 
 def _compose_project(node: _Node) -> str:
-    value = node.string() if isinstance(node.node, yaml.ScalarNode) else None
-    if value is None or not COMPOSE_PROJECT.match(value):
-        raise node.error(f"a compose project name is lower-case letters, digits, '_' or '-', got {_describe(node)}")
-    return value
+    return _matching(node, COMPOSE_PROJECT, "a compose project name is lower-case letters, digits, '_' or '-'")
 
 
 def _database_container(d: _Map) -> dict:
