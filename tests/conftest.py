@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +27,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A test run started in the background of a non-interactive shell (`make test &`) inherits SIGINT
+# ignored, and every Python child keeps ignoring it: the tests that press Ctrl-C on vhbackup (SIGINT)
+# would then see a run that cannot be interrupted. A handler here is reset to the default in children.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 PYTHON = "/usr/bin/python3"
 #: The restic versions every restic-facing test runs with.
 RESTIC_VERSIONS = ("0.14", "0.18")

@@ -9,6 +9,8 @@
   /var/cache/vhbackup-tests/pydeps-py3.13, which the container gets bound in.
   IAM authentication is on: the server accepts exactly one access key (made
   at start), so a wrong secret is refused as on AWS.
+- ``RestServer``: ``rclone serve restic`` of one directory, which a test can
+  kill, or pause (SIGSTOP: a server that stops answering) and resume.
 - ``SshServer``: Debian's ``/usr/sbin/sshd`` with a config of its own, throwaway
   host and user keys in a temporary directory, on a free port, internal-sftp,
   logging in as the user running the tests (root) with the key only.
@@ -20,6 +22,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +37,30 @@ SSHD = "/usr/sbin/sshd"
 
 class ServerError(Exception):
     pass
+
+
+class RestServer:
+    """``rclone serve restic`` of one directory (the repository at the server's root)."""
+
+    def __init__(self, root: Path):
+        self.port = free_port()
+        self.url = f"rest:http://127.0.0.1:{self.port}/"
+        self.proc = subprocess.Popen(["rclone", "serve", "restic", "--addr", f"127.0.0.1:{self.port}", str(root)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc, "rclone serve restic")
+
+    def pause(self) -> None:
+        """The server stops answering: connections are accepted by the kernel, and nothing more."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
 
 
 def free_port() -> int:

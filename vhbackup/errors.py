@@ -95,6 +95,10 @@ class RepositoryFull(ResticError):
     """The storage has no room left (disk full, quota reached): the write failed, nothing was saved."""
 
 
+class ResticStuck(ResticError):
+    """restic had read everything, then did nothing for ``repository.timeout``: stopped, nothing was saved."""
+
+
 class RepositoryLocked(RepositoryError):
     """A live restic process (here or on another host) holds the repository lock: busy, retry later."""
 

@@ -27,7 +27,10 @@ import logging
 import os
 import shutil
 import signal
+import stat
+import struct
 import subprocess
+import termios
 import threading
 import time
 from collections import deque
@@ -86,6 +89,8 @@ class Step:
     #: Called before the child is stopped early (an exec client whose signal would not reach the tool
     #: it runs inside a container: this stops that tool, and the client then ends by itself).
     on_stop: Callable[[], None] | None = field(default=None, compare=False)
+    #: Polled about once a second with the child's pid while it runs; True stops it (see ``stream``).
+    poll: Callable[[int], bool] | None = field(default=None, compare=False)
 
     @property
     def tool(self) -> str:
@@ -339,17 +344,21 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, missing_hi
 def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[str, str] | None = None,
            missing_hint: str | None = None, stdin: int | IO | None = DEVNULL,
            on_stderr: Callable[[str], Verdict] | None = None, keep_stderr: int = 200,
-           stop_signal: int = signal.SIGTERM) -> Result:
+           stop_signal: int = signal.SIGTERM, poll: Callable[[int], bool] | None = None) -> Result:
     """Run ``argv``, calling ``on_line`` for each stdout line as it arrives.
 
     stderr is drained by a thread (so neither pipe can fill and block the
     child); its last ``keep_stderr`` lines are returned in the Result.
-    ``on_stderr`` may ask for the child to be stopped (see ``Verdict``).
+    ``on_stderr`` may ask for the child to be stopped (see ``Verdict``), and
+    so may ``poll``, called about once a second with the child's pid (a
+    child that prints nothing when it hangs: see ``activity``).
     """
     process = spawn(argv, env=env, missing_hint=missing_hint, stdin=stdin, stdout=PIPE, stderr=PIPE, text=True,
                     stop_signal=stop_signal)
     tail: deque[str] = deque(maxlen=keep_stderr)
     drain = _drain_thread(process.stderr, tail, on_stderr, process, stop_signal)
+    if poll is not None:
+        _poll_thread(process, poll, stop_signal)
     try:
         for line in process.stdout:
             on_line(line.rstrip("\n"))
@@ -389,6 +398,53 @@ def _drain_thread(pipe: IO, tail: deque, on_line: Callable[[str], Verdict] | Non
 
 
 # --- pipelines ----------------------------------------------------------------------------
+
+
+def _poll_thread(process: subprocess.Popen, poll: Callable[[int], bool], stop_signal: int) -> None:
+    def work() -> None:
+        while process.poll() is None:
+            time.sleep(1.0)
+            if process.poll() is None and poll(process.pid):
+                stop(process, stop_signal)
+                return
+
+    threading.Thread(target=work, daemon=True).start()
+
+
+def activity(pid: int) -> tuple[int, float] | None:
+    """What process ``pid`` has done so far: bytes it read and wrote through any descriptor (files,
+    pipes, sockets: ``rchar`` + ``wchar`` of /proc/PID/io) and its CPU seconds; None when /proc cannot say.
+
+    A child that is stuck does neither; one that waits for a slow disk or server does one or the other.
+    """
+    try:
+        with open(f"/proc/{pid}/io", encoding="ascii") as fh:
+            io = dict(line.split(":", 1) for line in fh if ":" in line)
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        return int(io["rchar"]) + int(io["wchar"]), ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
+def unread_input(pid: int) -> int:
+    """Bytes waiting unread in process ``pid``'s stdin pipe; 0 when there are none or /proc cannot say.
+
+    Opens another read end of that pipe through /proc (taking nothing from it) to ask FIONREAD.
+    """
+    try:
+        fd = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return 0
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return 0
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
 
 
 def _enlarge(fd: int) -> None:
@@ -437,6 +493,8 @@ def pump(producer: Step, consumer: Step | None, *,
                          on_stop=consumer.on_stop)
             _enlarge(cons.stdin.fileno())
             consumer_stderr = _drain_thread(cons.stderr, tail_c, on_consumer_stderr, cons, consumer.stop_signal)
+            if consumer.poll is not None:
+                _poll_thread(cons, consumer.poll, consumer.stop_signal)
             if on_consumer_line:
                 threads.append(_line_thread(cons.stdout, on_consumer_line))
         _enlarge(prod.stdout.fileno())

@@ -28,10 +28,10 @@ from datetime import datetime
 from functools import cached_property
 from typing import Callable, Iterator, Sequence
 
-from vhbackup import proc, state
+from vhbackup import diskspace, proc, state
 from vhbackup.errors import (AccessDenied, DeleteRefused, HostKeyMismatch, Interrupted, RepositoryDamaged,
                              RepositoryError, RepositoryFull, RepositoryLocked, RepositoryMissing,
-                             RepositoryUnreachable, ResticError, VhError, WrongPassword)
+                             RepositoryUnreachable, ResticError, ResticStuck, VhError, WrongPassword)
 from vhbackup.policy import Repository
 from vhbackup.urls import display_url
 
@@ -433,6 +433,53 @@ class _RetryWatch:
         return self.fired
 
 
+class _StuckWatch:
+    """Stops a restic backup that reads and writes nothing, and uses no CPU, for ``repository.timeout``.
+
+    restic waits like this, printing nothing but its progress line, for a
+    storage server that stopped answering (restic 0.14 for ever), and restic
+    0.14 after a pack write that failed (seen when the repository's disk
+    filled up: its final flush waits for the lost writer for ever). A backup
+    that works reads files (or its input), computes, or sends; a slow server
+    that still answers keeps it sending. A backup of a dump may wait for the
+    dump tool, whose silence vhbackup's pump bounds itself: there restic counts
+    as stuck only while its input waits unread in the pipe, or after the input
+    ended (``whole_run=False``). Polled once a second with restic's pid
+    (``proc.stream``, ``proc.Step.poll``).
+    """
+
+    #: Bytes of I/O beyond restic's own output, and CPU seconds, that count as progress.
+    SLACK_BYTES = 64 << 10
+    SLACK_CPU = 0.5
+
+    def __init__(self, timeout: float, whole_run: bool):
+        self.timeout = timeout
+        self.armed = whole_run
+        self.output = 0
+        self.mark: tuple[int, float] | None = None
+        self.since = 0.0
+        self.fired = False
+
+    def line(self, line: str, msg: dict | None) -> None:
+        """Each line restic printed (its own output is not progress); status messages say when its input ended."""
+        self.output += len(line.encode("utf-8", "replace")) + 1
+        if msg is not None and msg.get("message_type") == "status" and (msg.get("total_files") or 0) > 0:
+            self.armed = self.armed or (msg.get("files_done") or 0) >= msg["total_files"]
+
+    def __call__(self, pid: int) -> bool:
+        seen = proc.activity(pid)
+        if seen is None:
+            return False
+        io, cpu = seen[0] - self.output, seen[1]
+        now = time.monotonic()
+        if (not (self.armed or proc.unread_input(pid)) or self.mark is None or io - self.mark[0] > self.SLACK_BYTES
+                or cpu - self.mark[1] > self.SLACK_CPU):
+            self.mark, self.since = (io, cpu), now
+            return False
+        self.fired = now - self.since >= self.timeout
+        return self.fired
+
+
 # --- the runner ----------------------------------------------------------------------
 
 
@@ -555,6 +602,23 @@ class Restic:
         return ResticError(f"restic {command} failed ({proc.describe_exit(returncode)}): "
                            f"{display_url(last_error(stderr))}")
 
+    def stuck_error(self, command: str, watch: _RetryWatch) -> ResticError:
+        """The error for a restic that ``_StuckWatch`` stopped; the retry watch's when restic said it was retrying."""
+        if watch.line or watch.permanent:
+            watch.fired = not watch.permanent
+            return self.error(command, -signal.SIGINT, "", watch)
+        where = ""
+        if (path := diskspace.local_repository_path(self.repo.url)) is not None:
+            try:
+                where = f"; {diskspace.existing_parent(path)} has {diskspace.free_bytes(path) >> 20} MiB free now"
+            except OSError:
+                pass
+        return ResticStuck(f"restic {command} stopped making progress: it read and wrote nothing for "
+                           f"{self.repo.timeout:.0f} s (repository.timeout), so it was stopped and nothing was "
+                           f"saved; restic waits like this for a repository that stopped answering "
+                           f"({display_url(self.repo.url)}), and restic 0.14 also after a write to it failed (a full "
+                           f"disk{where}): check the repository's server and storage, then back up again")
+
     def sftp_free_bytes(self) -> int | None:
         """Free bytes where the sftp repository lies (sftp's ``df``, the statvfs@openssh.com extension), or None.
 
@@ -618,7 +682,8 @@ class Restic:
         return result
 
     def _stream(self, args: Sequence[str], on_line: Callable[[str], None] | None,
-                on_stderr: Callable[[str], bool], env: dict[str, str] | None = None) -> proc.Result:
+                on_stderr: Callable[[str], bool], env: dict[str, str] | None = None,
+                poll: Callable[[int], bool] | None = None) -> proc.Result:
         """Run restic with stdout collected (or given line by line to ``on_line``) and stderr watched.
 
         A restic that keeps retrying an unreachable backend for longer than
@@ -627,7 +692,7 @@ class Restic:
         self.version  # noqa: B018 - detect once, before the first real call
         out: list[str] = []
         result = proc.stream(self.argv(*args), on_line or out.append, env=env or self.env, missing_hint=INSTALL_HINT,
-                             on_stderr=on_stderr, stop_signal=signal.SIGINT)
+                             on_stderr=on_stderr, stop_signal=signal.SIGINT, poll=poll)
         return proc.Result(result.argv, result.returncode, "\n".join(out), result.stderr)
 
     def unlock(self) -> None:
@@ -741,14 +806,17 @@ class Restic:
                job: str = "files") -> BackupResult:
         """Back up ``paths`` (literal) into one snapshot; partial (exit 3) when some files could not be read."""
         args = ["backup", "--json", *self._tag_args(tags), *(f"--exclude={p}" for p in excludes), "--", *paths]
-        collector = _BackupMessages(self, job)
+        stuck = _StuckWatch(self.repo.timeout, whole_run=True)
+        collector = _BackupMessages(self, job, stuck=stuck)
         watch = _RetryWatch(self.repo.timeout)
 
         def on_stderr(line: str) -> bool:
             collector.line(line)
             return watch(line)
 
-        result = self._stream(args, collector.line, on_stderr)
+        result = self._stream(args, collector.line, on_stderr, poll=stuck)
+        if stuck.fired:
+            raise self.stuck_error("backup", watch)
         summary = collector.summary
         if result.returncode == 3 and summary.get("snapshot_id"):
             return BackupResult.from_summary(summary, partial=True, unreadable=collector.unreadable)
@@ -769,7 +837,8 @@ class Restic:
         reading first (then the producer was stopped and is not to blame).
         """
         self.version  # noqa: B018
-        collector = _BackupMessages(self, job, quiet_errors=True)
+        stuck = _StuckWatch(self.repo.timeout, whole_run=False)
+        collector = _BackupMessages(self, job, quiet_errors=True, stuck=stuck)
         watch = _RetryWatch(self.repo.timeout)
 
         def on_stderr(line: str) -> bool:
@@ -779,12 +848,14 @@ class Restic:
         consumer = proc.Step(tuple(self.argv("backup", "--json", "--stdin", f"--stdin-filename={filename}",
                                              *self._tag_args(tags))),
                              env=self.env, stop_signal=signal.SIGINT, missing_hint=INSTALL_HINT,
-                             death_signal=signal.SIGKILL)
+                             death_signal=signal.SIGKILL, poll=stuck)
         pumped = proc.pump(producer, consumer, commit=commit, on_consumer_line=collector.line,
                            on_consumer_stderr=on_stderr, idle_timeout=idle_timeout)
         restic_ = pumped.consumer
         if pumped.aborted == "interrupted":
             raise Interrupted("interrupted")
+        if stuck.fired:
+            raise self.stuck_error("backup", watch)
         if pumped.consumer_first or (pumped.aborted is None and not restic_.ok):
             raise self.error("backup", restic_.returncode, "\n".join(restic_.stderr), watch)
         if pumped.aborted is not None:
@@ -942,20 +1013,24 @@ class Restic:
 class _BackupMessages:
     """Reads ``restic backup --json`` messages (stdout and stderr): summary, unreadable files, progress."""
 
-    def __init__(self, restic: Restic, job: str, quiet_errors: bool = False):
+    def __init__(self, restic: Restic, job: str, quiet_errors: bool = False, stuck: _StuckWatch | None = None):
         self.restic = restic
         self.job = job
         self.quiet_errors = quiet_errors
+        self.stuck = stuck
         self.summary: dict = {}
         self.unreadable: list[str] = []
 
     def line(self, line: str) -> None:
-        if not line.startswith("{"):
-            self.restic._echo(line)
-            return
-        try:
-            msg = json.loads(line)
-        except ValueError:
+        msg = None
+        if line.startswith("{"):
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                pass
+        if self.stuck is not None:
+            self.stuck.line(line, msg if isinstance(msg, dict) else None)
+        if not isinstance(msg, dict):
             self.restic._echo(line)
             return
         kind = msg.get("message_type")

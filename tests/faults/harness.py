@@ -56,6 +56,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PYTHON, RESTIC_VERSIONS, ROOT, Env, free_port
+from tests.servers import RestServer  # noqa: F401 (for conftest)
 
 sys.path.insert(0, str(ROOT / "tests" / "integration" / "databases"))
 from dbhelpers import MARIA, PG, Databases, maria, psql  # noqa: E402,F401 (MARIA, PG: for conftest)
@@ -357,31 +358,6 @@ def fill(path: Path, leave: int = 0) -> None:
                 f.write(b"\0" * free)
             except OSError:
                 pass
-
-
-class RestServer:
-    """``rclone serve restic`` of one directory (the repository at the server's root); can be killed."""
-
-    def __init__(self, root: Path):
-        self.port = free_port()
-        self.url = f"rest:http://127.0.0.1:{self.port}/"
-        self.proc = subprocess.Popen(["rclone", "serve", "restic", "--addr", f"127.0.0.1:{self.port}", str(root)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import socket
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 # --- the invariants -----------------------------------------------------------------------------

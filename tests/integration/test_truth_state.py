@@ -247,7 +247,10 @@ def test_after_the_repository_disk_filled_up_prune_gives_the_space_back(tmp_path
     assert env.vh("backup", "--service", "small").returncode == 0
     kept = _used(repo_fs / "repo" / "data")
     full = env.vh("backup", "--service", "big", timeout=180)  # restic may hang after ENOSPC: bounded by 20 s
-    assert full.returncode == 1 and "no space left on device" in full.stderr, full.stderr
+    # restic 0.14 sometimes loses the failed write and waits for ever, silently: then the run is stopped
+    # after repository.timeout without restic's reason (tests/integration/test_restic_stuck.py)
+    assert full.returncode == 1 and ("no space left on device" in full.stderr
+                                     or "stopped making progress" in full.stderr), full.stderr
     assert str(repo_fs) in full.stderr.splitlines()[-1]  # the error names the file system that is full
     left = _used(repo_fs / "repo" / "data")
     assert left > kept + (4 << 20), "the failed backup should have left unreferenced packs"

@@ -24,7 +24,8 @@ import time
 import pytest
 from dbhelpers import PG, maria, maria_exists, maria_fingerprint, pg_exists, pg_fingerprint, psql, runs_json, snapshots
 
-from tests.conftest import PYTHON, ROOT, write_secret
+from tests.conftest import PYTHON, ROOT, make_env, write_secret
+from tests.servers import RestServer
 
 
 def _script(tmp_path, name: str, body: str) -> str:
@@ -338,3 +339,38 @@ def test_a_failed_database_is_critical_after_a_later_files_only_success(env, tmp
     assert "db:shop: backup" in line and "failed" in line and "files:hub" not in line
     assert env.vh("backup", "--databases-only").returncode == 0
     assert _status(env)[0] == 0
+
+
+def test_a_server_that_stops_answering_mid_dump_fails_the_run_within_the_timeout(tmp_path, restic_binary, dbs):
+    """restic stops reading the dump while its upload waits for a server that does not answer (restic 0.14
+    waits for ever): stopped after repository.timeout, nothing saved, CRITICAL (tests/integration/test_restic_stuck.py)."""
+    root = tmp_path / "rest"
+    root.mkdir()
+    server = RestServer(root)
+    try:
+        (tmp_path / "w").mkdir()
+        env = make_env(tmp_path / "w", restic_binary, server.url + "repo/")
+        name = dbs.pgbench("shop")
+        env.write_policy(databases={"shop": _pg(name)}, repository={"timeout": "5s"})
+        assert env.vh("init").returncode == 0
+        # A stand-in pg_dump: 1 MB, then (restic holding its lock, reading) the server stops answering, and
+        # more than restic can take in without uploading a pack.
+        path = _script(tmp_path, "pg_dump", f"""#!/bin/sh
+head -c 1000000 /dev/urandom
+while [ -z "$(ls {root}/repo/locks)" ]; do sleep 0.01; done
+kill -STOP {server.proc.pid}
+exec head -c 80000000 /dev/urandom
+""")
+        started = time.monotonic()
+        try:
+            result = env.vh("backup", env={"PATH": path}, timeout=180)
+        finally:
+            server.resume()
+        assert result.returncode == 1, result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert "stopped making progress" in last or "did not answer for 5 s" in last, result.stderr
+        assert time.monotonic() - started < 5 + 15 + 40
+        assert snapshots(env, "db:shop") == []
+        assert _status(env)[0] == 2
+    finally:
+        server.kill()

@@ -1,0 +1,62 @@
+"""A restic backup that stops making progress is stopped within repository.timeout and the run fails.
+
+restic 0.14 waits for ever, printing nothing but its progress line, for a REST server that stopped
+answering (here: rclone paused with SIGSTOP while restic holds its lock), and after a pack write that
+failed on a full disk (tests/integration/test_truth_state.py). Nothing of the run may be saved, and
+status must say CRITICAL until a good backup follows. The same for a dump:
+tests/integration/databases/test_db_truth.py."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+
+from tests.conftest import PYTHON, ROOT, make_env
+from tests.servers import RestServer
+
+
+def test_a_server_that_stops_answering_mid_backup_fails_the_run_within_the_timeout(tmp_path, restic_binary):
+    root = tmp_path / "rest"
+    root.mkdir()
+    server = RestServer(root)
+    try:
+        env = make_env(tmp_path, restic_binary, server.url + "repo/")
+        data = tmp_path / "data"
+        data.mkdir()
+        env.write_policy(services={"hub": {"paths": [str(data)]}}, repository={"timeout": "5s"})
+        assert env.vh("init").returncode == 0
+        locks = root / "repo" / "locks"
+        for _attempt in range(5):
+            (data / "f.bin").write_bytes(os.urandom(3 << 20))  # below one pack: uploaded only at the end
+            backup = subprocess.Popen([PYTHON, "-m", "vhbackup", "-c", str(env.policy_file), "backup"],
+                                      env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+            deadline = time.monotonic() + 60
+            while not any(locks.glob("*")) and backup.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            server.pause()
+            paused = time.monotonic()
+            try:
+                _, err = backup.communicate(timeout=120)
+            finally:
+                server.resume()
+            if backup.returncode != 0:
+                break
+            time.sleep(0.5)  # it ended before the server stopped answering: once more
+        else:
+            raise AssertionError("every backup ended before the server could be paused")
+        waited = time.monotonic() - paused
+        last = err.strip().splitlines()[-1]
+        assert backup.returncode == 1, err
+        assert "stopped making progress" in last or "did not answer for 5 s" in last, err
+        assert waited < 5 + 15 + 30, f"the run ended {waited:.0f} s after the server stopped"  # timeout + SIGKILL grace
+        run_id = re.search(r"backup run (\S+) ", err).group(1)
+        listed = env.run_restic("snapshots", "--json", "--tag", f"run:{run_id}")
+        assert listed.stdout.strip() in ("[]", "null"), "nothing of the stopped run may be saved"
+        assert env.vh("status").returncode == 2, "status must be CRITICAL after the failed run"
+        assert env.vh("backup").returncode == 0  # the server answers again: the next run works
+        assert env.vh("status").returncode == 0
+    finally:
+        server.kill()
