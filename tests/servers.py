@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +43,11 @@ class ServerError(Exception):
 class RestServer:
     """``rclone serve restic`` of one directory (the repository at the server's root)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *options: str):
         self.port = free_port()
         self.url = f"rest:http://127.0.0.1:{self.port}/"
-        self.proc = subprocess.Popen(["rclone", "serve", "restic", "--addr", f"127.0.0.1:{self.port}", str(root)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(["rclone", "serve", "restic", *options, "--addr", f"127.0.0.1:{self.port}",
+                                      str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.proc, "rclone serve restic")
 
     def pause(self) -> None:
@@ -61,6 +62,44 @@ class RestServer:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
             self.proc.wait()
+
+
+class SlowLink:
+    """A TCP relay on 127.0.0.1 that carries what the client sends at ``rate`` bytes a second, as a slow
+    network link does: the client's data waits in its own send queue (the relay's receive buffer is small)."""
+
+    def __init__(self, target_port: int, rate: int):
+        self.target_port, self.rate = target_port, rate
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._carry, args=(client, upstream, self.rate), daemon=True).start()
+            threading.Thread(target=self._carry, args=(upstream, client, 0), daemon=True).start()
+
+    @staticmethod
+    def _carry(src: socket.socket, dst: socket.socket, rate: int) -> None:
+        try:
+            while data := src.recv(4096 if rate else 1 << 16):
+                dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.listener.close()
 
 
 def free_port() -> int:

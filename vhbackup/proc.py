@@ -411,21 +411,73 @@ def _poll_thread(process: subprocess.Popen, poll: Callable[[int], bool], stop_si
     threading.Thread(target=work, daemon=True).start()
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (a ``restic_binary`` wrapper that does not exec runs restic as its child)."""
+    tree, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        tree.append(parent)
+        try:
+            for task in os.listdir(f"/proc/{parent}/task"):
+                with open(f"/proc/{parent}/task/{task}/children", encoding="ascii") as fh:
+                    todo += [int(child) for child in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return tree
+
+
 def activity(pid: int) -> tuple[int, float] | None:
-    """What process ``pid`` has done so far: bytes it read and wrote through any descriptor (files,
-    pipes, sockets: ``rchar`` + ``wchar`` of /proc/PID/io) and its CPU seconds; None when /proc cannot say.
+    """What process ``pid`` and its descendants have done so far: bytes read and written through any
+    descriptor (files, pipes, sockets: ``rchar`` + ``wchar`` of /proc/PID/io) and CPU seconds; None when
+    /proc cannot say (another user's process that is not dumpable, e.g. one with file capabilities).
 
     A child that is stuck does neither; one that waits for a slow disk or server does one or the other.
     """
-    try:
-        with open(f"/proc/{pid}/io", encoding="ascii") as fh:
-            io = dict(line.split(":", 1) for line in fh if ":" in line)
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
-        return int(io["rchar"]) + int(io["wchar"]), ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, KeyError, ValueError, IndexError):
-        return None
+    total_io, ticks = 0, 0
+    for index, member in enumerate(process_tree(pid)):
+        try:
+            with open(f"/proc/{member}/io", encoding="ascii") as fh:
+                io = dict(line.split(":", 1) for line in fh if ":" in line)
+            with open(f"/proc/{member}/stat", encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
+            total_io += int(io["rchar"]) + int(io["wchar"])
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        except (OSError, KeyError, ValueError, IndexError):
+            if index == 0:
+                return None
+    return total_io, ticks / os.sysconf("SC_CLK_TCK")
+
+
+def socket_queues(pid: int) -> tuple[tuple[str, int, int], ...]:
+    """(inode, unsent, unread bytes) of each TCP socket of ``pid`` and its descendants.
+
+    A slow upload leaves the process's counters flat while the kernel sends
+    what it was handed (hundreds of KB at a time); the queue shrinking shows
+    the peer still takes data. A peer that stopped answering leaves it as is.
+    """
+    tree = process_tree(pid)
+    inodes = set()
+    for member in tree:
+        try:
+            for fd in os.listdir(f"/proc/{member}/fd"):
+                link = os.readlink(f"/proc/{member}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    queues = []
+    for table in ("tcp", "tcp6") if inodes else ():
+        try:
+            with open(f"/proc/{pid}/net/{table}", encoding="ascii") as fh:
+                next(fh, None)
+                for line in fh:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[9] in inodes:
+                        tx, rx = fields[4].split(":")
+                        queues.append((fields[9], int(tx, 16), int(rx, 16)))
+        except (OSError, ValueError):
+            continue
+    return tuple(sorted(queues))
 
 
 def unread_input(pid: int) -> int:

@@ -440,17 +440,21 @@ class _StuckWatch:
     storage server that stopped answering (restic 0.14 for ever), and restic
     0.14 after a pack write that failed (seen when the repository's disk
     filled up: its final flush waits for the lost writer for ever). A backup
-    that works reads files (or its input), computes, or sends; a slow server
-    that still answers keeps it sending. A backup of a dump may wait for the
-    dump tool, whose silence vhbackup's pump bounds itself: there restic counts
-    as stuck only while its input waits unread in the pipe, or after the input
-    ended (``whole_run=False``). Polled once a second with restic's pid
-    (``proc.stream``, ``proc.Step.poll``).
+    that works reads files (or its input), computes, or sends: a slow server
+    that still answers takes data from its sockets' send queues. A backup of
+    a dump may wait for the dump tool, whose silence vhbackup's pump bounds
+    itself: there restic counts as stuck only while its input waits unread in
+    the pipe, or after the input ended (``whole_run=False``). restic and its
+    children (ssh, rclone, a wrapper) are watched together. Polled once a
+    second with restic's pid (``proc.stream``, ``proc.Step.poll``).
     """
 
-    #: Bytes of I/O beyond restic's own output, and CPU seconds, that count as progress.
+    #: Bytes of I/O beyond restic's own output that count as progress.
     SLACK_BYTES = 64 << 10
+    #: CPU that counts as progress: this much, plus this share of a core over the quiet time (a hung
+    #: restic still runs its progress ticker and Go's garbage collector: about 0.03% of a core).
     SLACK_CPU = 0.5
+    CPU_SHARE = 0.01
 
     def __init__(self, timeout: float, whole_run: bool):
         self.timeout = timeout
@@ -458,26 +462,50 @@ class _StuckWatch:
         self.output = 0
         self.mark: tuple[int, float] | None = None
         self.since = 0.0
+        self.sockets: tuple = ()
+        self.current = ""
         self.fired = False
+        self.blind = False
 
     def line(self, line: str, msg: dict | None) -> None:
-        """Each line restic printed (its own output is not progress); status messages say when its input ended."""
+        """Each line restic printed (its own output is not progress); status messages say what it reads."""
         self.output += len(line.encode("utf-8", "replace")) + 1
-        if msg is not None and msg.get("message_type") == "status" and (msg.get("total_files") or 0) > 0:
-            self.armed = self.armed or (msg.get("files_done") or 0) >= msg["total_files"]
+        if msg is None or msg.get("message_type") != "status":
+            return
+        if msg.get("current_files"):
+            self.current = str(msg["current_files"][0])
+        if (msg.get("total_files") or 0) > 0 and (msg.get("files_done") or 0) >= msg["total_files"]:
+            self.armed = True
+
+    def input_ended(self) -> None:
+        """A dump backup's input was closed (restic saw end-of-file): from now on only restic can be slow."""
+        self.armed = True
 
     def __call__(self, pid: int) -> bool:
         seen = proc.activity(pid)
         if seen is None:
+            if not self.blind:
+                self.blind = True
+                log.warning("cannot watch restic (pid %d) for a hang: /proc does not show its counters to "
+                            "vhbackup's user", pid)
             return False
         io, cpu = seen[0] - self.output, seen[1]
         now = time.monotonic()
-        if (not (self.armed or proc.unread_input(pid)) or self.mark is None or io - self.mark[0] > self.SLACK_BYTES
-                or cpu - self.mark[1] > self.SLACK_CPU):
+        if (self.mark is None or not (self.armed or proc.unread_input(pid))
+                or io - self.mark[0] > self.SLACK_BYTES
+                or cpu - self.mark[1] > self.SLACK_CPU + self.CPU_SHARE * (now - self.since)
+                or self._sending(pid)):
             self.mark, self.since = (io, cpu), now
             return False
         self.fired = now - self.since >= self.timeout
         return self.fired
+
+    def _sending(self, pid: int) -> bool:
+        """restic's sockets' queues changed since the last look: the kernel still moves its data."""
+        queues = proc.socket_queues(pid)
+        moved = queues != self.sockets and any(tx or rx for _, tx, rx in queues + self.sockets)
+        self.sockets = queues
+        return moved
 
 
 # --- the runner ----------------------------------------------------------------------
@@ -602,9 +630,9 @@ class Restic:
         return ResticError(f"restic {command} failed ({proc.describe_exit(returncode)}): "
                            f"{display_url(last_error(stderr))}")
 
-    def stuck_error(self, command: str, watch: _RetryWatch) -> ResticError:
-        """The error for a restic that ``_StuckWatch`` stopped; the retry watch's when restic said it was retrying."""
-        if watch.line or watch.permanent:
+    def stuck_error(self, command: str, watch: _RetryWatch, stuck: _StuckWatch) -> ResticError:
+        """The error for a restic that ``_StuckWatch`` stopped; the retry watch's when restic was retrying."""
+        if watch.permanent or (watch.line and time.monotonic() - watch.last <= _RETRY_STREAK_GAP):
             watch.fired = not watch.permanent
             return self.error(command, -signal.SIGINT, "", watch)
         where = ""
@@ -613,11 +641,13 @@ class Restic:
                 where = f"; {diskspace.existing_parent(path)} has {diskspace.free_bytes(path) >> 20} MiB free now"
             except OSError:
                 pass
+        last = f" (its last file: {stuck.current})" if stuck.current else ""
         return ResticStuck(f"restic {command} stopped making progress: it read and wrote nothing for "
-                           f"{self.repo.timeout:.0f} s (repository.timeout), so it was stopped and nothing was "
-                           f"saved; restic waits like this for a repository that stopped answering "
-                           f"({display_url(self.repo.url)}), and restic 0.14 also after a write to it failed (a full "
-                           f"disk{where}): check the repository's server and storage, then back up again")
+                           f"{self.repo.timeout:.0f} s (repository.timeout){last}, so it was stopped and nothing "
+                           f"was saved; restic waits like this for a repository that stopped answering "
+                           f"({display_url(self.repo.url)}), for a source that cannot be read (a hung network "
+                           f"mount), and restic 0.14 after a write to the repository failed (a full disk{where}): "
+                           f"check them, then back up again")
 
     def sftp_free_bytes(self) -> int | None:
         """Free bytes where the sftp repository lies (sftp's ``df``, the statvfs@openssh.com extension), or None.
@@ -815,9 +845,9 @@ class Restic:
             return watch(line)
 
         result = self._stream(args, collector.line, on_stderr, poll=stuck)
-        if stuck.fired:
-            raise self.stuck_error("backup", watch)
         summary = collector.summary
+        if stuck.fired and not (result.returncode == 0 and summary.get("snapshot_id")):
+            raise self.stuck_error("backup", watch, stuck)
         if result.returncode == 3 and summary.get("snapshot_id"):
             return BackupResult.from_summary(summary, partial=True, unreadable=collector.unreadable)
         if result.returncode != 0:
@@ -849,13 +879,19 @@ class Restic:
                                              *self._tag_args(tags))),
                              env=self.env, stop_signal=signal.SIGINT, missing_hint=INSTALL_HINT,
                              death_signal=signal.SIGKILL, poll=stuck)
-        pumped = proc.pump(producer, consumer, commit=commit, on_consumer_line=collector.line,
+        def committed(ended: proc.Ended, stream: proc.Stream) -> str | None:
+            why = commit(ended, stream)
+            if why is None:
+                stuck.input_ended()
+            return why
+
+        pumped = proc.pump(producer, consumer, commit=committed, on_consumer_line=collector.line,
                            on_consumer_stderr=on_stderr, idle_timeout=idle_timeout)
         restic_ = pumped.consumer
         if pumped.aborted == "interrupted":
             raise Interrupted("interrupted")
-        if stuck.fired:
-            raise self.stuck_error("backup", watch)
+        if stuck.fired and not (restic_.ok and collector.summary.get("snapshot_id")):
+            raise self.stuck_error("backup", watch, stuck)
         if pumped.consumer_first or (pumped.aborted is None and not restic_.ok):
             raise self.error("backup", restic_.returncode, "\n".join(restic_.stderr), watch)
         if pumped.aborted is not None:

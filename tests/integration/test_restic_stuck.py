@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from tests.conftest import PYTHON, ROOT, make_env
-from tests.servers import RestServer
+from tests.servers import RestServer, SlowLink
 
 
 def test_a_server_that_stops_answering_mid_backup_fails_the_run_within_the_timeout(tmp_path, restic_binary):
@@ -59,4 +59,27 @@ def test_a_server_that_stops_answering_mid_backup_fails_the_run_within_the_timeo
         assert env.vh("backup").returncode == 0  # the server answers again: the next run works
         assert env.vh("status").returncode == 0
     finally:
+        server.kill()
+
+
+def test_a_repository_behind_a_slow_link_is_not_stopped(tmp_path, restic_binary):
+    """restic hands the kernel hundreds of KB at once and waits while a slow link carries them: its own
+    counters stay flat for longer than the timeout, its socket's send queue does not."""
+    root = tmp_path / "rest"
+    root.mkdir()
+    server = RestServer(root)
+    link = SlowLink(server.port, 100_000)  # the upload below takes about 20 s
+    try:
+        env = make_env(tmp_path, restic_binary, f"rest:http://127.0.0.1:{link.port}/repo/")
+        data = tmp_path / "data"
+        data.mkdir()
+        env.write_policy(services={"hub": {"paths": [str(data)]}}, repository={"timeout": "5s"})
+        assert env.vh("init").returncode == 0
+        (data / "f.bin").write_bytes(os.urandom(2 << 20))
+        started = time.monotonic()
+        result = env.vh("backup")
+        assert result.returncode == 0, result.stderr
+        assert time.monotonic() - started > 10, "the link was not slow: this test proves nothing"
+    finally:
+        link.close()
         server.kill()

@@ -5,9 +5,12 @@ in for restic: the watch looks only at /proc (I/O counters and CPU time) and at 
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 from vhbackup import proc
@@ -84,7 +87,7 @@ def test_restic_s_own_progress_lines_are_not_progress():
             watch.line(line, json.loads(line.strip()))  # what vhbackup reads of it, about as fast as it comes
             fired = watch(child.pid)
             time.sleep(0.3)
-        assert fired
+        assert fired and child.poll() is None, "it was writing its progress lines all along"
     finally:
         child.kill()
         child.wait()
@@ -127,3 +130,77 @@ def test_a_dump_backup_with_input_waiting_unread_is_stuck():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_wrapper_that_runs_restic_as_its_child_is_watched_with_it():
+    """``restic_binary`` may be a script that does not exec: its child's work is progress."""
+    writer = ("import os, time\nfd = os.open('/dev/null', os.O_WRONLY)\n"
+              "while True:\n    os.write(fd, b'x' * 200000)\n    time.sleep(0.2)")
+    wrapper = subprocess.Popen(["sh", "-c", f'{sys.executable} -c "{writer}"; true'])
+    try:
+        time.sleep(0.5)
+        assert len(proc.process_tree(wrapper.pid)) == 2
+        assert not _watch_for(_StuckWatch(2.0, whole_run=True), wrapper, 5)
+    finally:
+        for pid in proc.process_tree(wrapper.pid)[1:]:
+            os.kill(pid, signal.SIGKILL)
+        wrapper.kill()
+        wrapper.wait()
+
+
+def _slow_peer(read_per_second: int):
+    """A TCP peer on 127.0.0.1 with a small receive window that takes ``read_per_second`` bytes a second."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    stop = threading.Event()
+
+    def serve():
+        conn, _ = server.accept()
+        while not stop.wait(0.1):
+            if read_per_second:
+                conn.recv(read_per_second // 10)
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, stop
+
+
+def test_an_upload_to_a_slow_peer_is_progress_one_that_stopped_taking_data_is_not():
+    """The kernel sends what restic handed it at the peer's pace while restic's own counters stay flat."""
+    sender = ("import socket, sys, time\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 600000)\n"
+              "s.connect(('127.0.0.1', int(sys.argv[1])))\ns.setblocking(False)\nsent = 0\n"
+              "while sent < 400000:\n    try:\n        sent += s.send(b'x' * (400000 - sent))\n"
+              "    except BlockingIOError:\n        break\ntime.sleep(60)")
+    for rate, stuck in ((20000, False), (0, True)):
+        server, stop = _slow_peer(rate)
+        child = subprocess.Popen([sys.executable, "-c", sender, str(server.getsockname()[1])])
+        try:
+            time.sleep(1.0)
+            assert any(tx for _, tx, _ in proc.socket_queues(child.pid)), "the peer should hold data back"
+            assert _watch_for(_StuckWatch(2.0, whole_run=True), child, 6) is stuck
+        finally:
+            stop.set()
+            child.kill()
+            child.wait()
+            server.close()
+
+
+def test_the_stuck_error_names_the_last_file_and_blames_retries_only_when_they_are_recent(tmp_path):
+    from vhbackup.errors import RepositoryUnreachable, ResticStuck
+    from vhbackup.policy import Repository
+    from vhbackup.restic import Restic, _RetryWatch
+
+    restic = Restic("restic", Repository(url="rest:http://u:Sekr1t@127.0.0.1:9/r/", password_file="/x", timeout=5),
+                    "host", "policy.yml")
+    stuck = _StuckWatch(5, whole_run=True)
+    stuck.line(*_status(total_files=3, files_done=1, current_files=["/srv/app/big.db"]))
+    old = _RetryWatch(5)
+    old("Load(<lock/ab>) returned error, retrying after 1s: connection refused")
+    old.last -= 600  # a retry long ago, that then succeeded: not what stopped this restic
+    error = restic.stuck_error("backup", old, stuck)
+    assert isinstance(error, ResticStuck) and "/srv/app/big.db" in str(error) and "Sekr1t" not in str(error)
+    recent = _RetryWatch(5)
+    recent("Load(<lock/ab>) returned error, retrying after 1s: connection refused")
+    assert isinstance(restic.stuck_error("backup", recent, stuck), RepositoryUnreachable)
