@@ -247,9 +247,14 @@ def _stop_hook(process: subprocess.Popen, grace: float) -> bool:
 
 
 def stop(process: subprocess.Popen, signum: int = signal.SIGTERM, grace: float = STOP_GRACE) -> None:
-    """End a child we are abandoning, if it still runs: ``signum``, then SIGKILL after ``grace`` seconds."""
+    """End a child we are abandoning, if it still runs: ``signum``, then SIGKILL after ``grace`` seconds.
+
+    What it started and left running when it ended (a ``restic_binary`` wrapper that did not exec
+    leaves restic, holding our pipes and its lock) gets the same, afterwards.
+    """
     if _stop_hook(process, grace) or process.poll() is not None:
         return
+    below = [(pid, _started(pid)) for pid in process_tree(process.pid)[1:]]
     try:
         process.send_signal(signum)
         process.wait(timeout=grace)
@@ -258,6 +263,36 @@ def stop(process: subprocess.Popen, signum: int = signal.SIGTERM, grace: float =
         process.wait()
     except ProcessLookupError:
         pass
+    _stop_left(below, signum, grace)
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (to tell it from a later process with its number); None if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else fields[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _stop_left(processes: list[tuple[int, str | None]], signum: int, grace: float) -> None:
+    def alive() -> list[int]:
+        return [pid for pid, started in processes if started is not None and _started(pid) == started]
+
+    for sig, wait in ((signum, grace), (signal.SIGKILL, 1.0)):
+        left = alive()
+        for pid in left:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + wait
+        while left and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = alive()
+        if not left:
+            return
 
 
 def stop_all() -> None:
@@ -402,11 +437,17 @@ def _drain_thread(pipe: IO, tail: deque, on_line: Callable[[str], Verdict] | Non
 
 def _poll_thread(process: subprocess.Popen, poll: Callable[[int], bool], stop_signal: int) -> None:
     def work() -> None:
+        failed = False
         while process.poll() is None:
             time.sleep(1.0)
-            if process.poll() is None and poll(process.pid):
-                stop(process, stop_signal)
-                return
+            try:
+                if process.poll() is None and poll(process.pid):
+                    stop(process, stop_signal)
+                    return
+            except Exception:  # noqa: BLE001 - a broken watch must not end the watching
+                if not failed:
+                    log.exception("watching %s failed", process.args[0] if process.args else "a child")
+                failed = True
 
     threading.Thread(target=work, daemon=True).start()
 
@@ -442,6 +483,8 @@ def activity(pid: int) -> tuple[int, float] | None:
                 fields = fh.read().rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
             total_io += int(io["rchar"]) + int(io["wchar"])
             ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        except PermissionError:
+            return None  # one member hidden (a restic with file capabilities under a wrapper): blind
         except (OSError, KeyError, ValueError, IndexError):
             if index == 0:
                 return None

@@ -204,3 +204,17 @@ def test_the_stuck_error_names_the_last_file_and_blames_retries_only_when_they_a
     recent = _RetryWatch(5)
     recent("Load(<lock/ab>) returned error, retrying after 1s: connection refused")
     assert isinstance(restic.stuck_error("backup", recent, stuck), RepositoryUnreachable)
+
+
+def test_stopping_a_wrapper_also_stops_the_restic_it_left_running(tmp_path):
+    """A wrapper that does not exec dies of SIGINT at once; its child (restic) holds our pipes: it must go too."""
+    pidfile = tmp_path / "pid"
+    child = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    watch = _StuckWatch(2.0, whole_run=True)
+    started = time.monotonic()
+    result = proc.stream(["sh", "-c", f'{sys.executable} -c "{child}"; true'], lambda line: None,
+                         stop_signal=signal.SIGINT, poll=watch)
+    assert watch.fired and result.returncode != 0
+    assert time.monotonic() - started < 40, "the wrapper's child kept our pipes open"
+    grandchild = int(pidfile.read_text())
+    assert proc._started(grandchild) is None, "the wrapper's child is still running"
