@@ -452,8 +452,9 @@ class _StuckWatch:
     #: Bytes of I/O beyond restic's own output that count as progress.
     SLACK_BYTES = 64 << 10
     #: CPU that counts as progress: this much, plus this share of a core over the quiet time (a hung
-    #: restic still runs its progress ticker and Go's garbage collector: about 0.03% of a core).
-    SLACK_CPU = 0.5
+    #: restic still runs its progress ticker and Go's garbage collector: about 0.03% of a core; a
+    #: working one on a machine that is busy elsewhere may get only a few % of one).
+    SLACK_CPU = 0.05
     CPU_SHARE = 0.01
 
     def __init__(self, timeout: float, whole_run: bool):

@@ -31,6 +31,15 @@ def _watch_for(watch: _StuckWatch, child: subprocess.Popen, seconds: float) -> b
     return False
 
 
+def _runs(pid: int, marker: str) -> bool:
+    """Process ``pid`` still runs the command holding ``marker`` (pids are reused quickly: pid_max may be 32768)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return marker.encode() in fh.read() and proc._started(pid) is not None
+    except OSError:
+        return False
+
+
 def _child(code: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
 
@@ -217,4 +226,4 @@ def test_stopping_a_wrapper_also_stops_the_restic_it_left_running(tmp_path):
     assert watch.fired and result.returncode != 0
     assert time.monotonic() - started < 40, "the wrapper's child kept our pipes open"
     grandchild = int(pidfile.read_text())
-    assert proc._started(grandchild) is None, "the wrapper's child is still running"
+    assert not _runs(grandchild, str(pidfile)), "the wrapper's child is still running"
